@@ -1,0 +1,258 @@
+"""The criteria-mining flow as a LangGraph StateGraph, checkpointed in the run directory.
+
+retrieve_knowledge → warmup → propose → [judge → score → reflect → revise] × iterations → finalize
+
+The state holds only small, JSON-able values (criteria, compact per-pair results); judgments go to files.
+Every LLM answer is cached, and LangGraph's SQLite checkpointer stores the state after every node, so a killed
+run resumes where it stopped and re-pays no finished call.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypedDict
+
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.graph import END, START, StateGraph
+from tqdm.auto import tqdm
+
+from critmine.agents import scoring
+from critmine.agents.manager import Manager
+from critmine.agents.worker import Worker
+from critmine.config import MineConfig
+from critmine.eval.metrics import agreement, wilson_interval
+from critmine.io import write_json_atomic, write_jsonl_atomic
+from critmine.records import Criterion, Judgment, Pair, Rewrite
+
+log = logging.getLogger(__name__)
+
+
+class FlowError(Exception):
+    """The flow cannot go on (e.g. the manager proposed no usable criterion)."""
+
+
+class FlowState(TypedDict, total=False):
+    iteration: int
+    observations: list[str]
+    kb_criteria: list[dict]
+    criteria: dict[str, dict]  # name → accepted Criterion
+    pending: dict[str, dict]  # name → {"criterion": Criterion, "rewrite": {critiques, driven_by} | None}
+    critiques: dict[str, dict]
+    banned: list[dict]
+    results: dict[str, dict[str, list]]  # "name@vN" → pair id → [p_a, p_b, p_none, verdict]
+    best: float
+    stale: int
+    done: bool
+
+
+def _next_version(c: Criterion) -> int:
+    return max([c.version] + [rw.to_version for rw in c.history]) + 1
+
+
+class MiningFlow:
+    """Builds and runs the graph; nodes are methods so they share the agents, the pairs and the run dir."""
+
+    def __init__(self, cfg: MineConfig, pairs: list[Pair], manager: Manager, worker: Worker, run_dir: Path,
+                 on_step: Callable[[], None] | None = None):
+        self.cfg, self.pairs, self.manager, self.worker = cfg, pairs, manager, worker
+        self.run_dir = Path(run_dir)
+        self.on_step = on_step or (lambda: None)
+
+    # -- nodes -------------------------------------------------------------------------------------------
+    async def retrieve_knowledge(self, state: FlowState) -> FlowState:
+        log.info("knowledge base: no retrieval yet; the manager proposes every criterion")
+        return {"kb_criteria": []}
+
+    async def warmup(self, state: FlowState) -> FlowState:
+        obs = await self.manager.warmup(self.pairs)
+        log.info("warm-up: %d observations from %d seed pairs", len(obs), len(self.pairs))
+        return {"observations": obs}
+
+    async def propose(self, state: FlowState) -> FlowState:
+        kb = [Criterion(**c) for c in state.get("kb_criteria", [])]
+        new = await self.manager.propose(self.cfg.n_criteria - len(kb), state.get("observations", []), kb, [])
+        crits = kb + new
+        if not crits:
+            raise FlowError("the manager proposed no usable criterion (see the log for its answers)")
+        log.info("proposed %d criteria: %s", len(crits), ", ".join(c.name for c in crits))
+        return {"pending": {c.name: {"criterion": c.model_dump(), "rewrite": None} for c in crits},
+                "criteria": {}, "banned": [], "results": {}, "iteration": 0, "best": -1.0, "stale": 0}
+
+    async def judge(self, state: FlowState) -> FlowState:
+        pending = state.get("pending") or {}
+        if not pending:
+            return {}
+        it = state.get("iteration", 0)
+        crits = [Criterion(**p["criterion"]) for p in pending.values()]
+        with tqdm(total=len(self.pairs), desc=f"judge (iteration {it}, {len(crits)} criteria)", unit="pair") as bar:
+            js = await self.worker.judge_all(self.pairs, crits, progress=bar)
+        write_jsonl_atomic(self.run_dir / "judgments" / f"iter{it}.jsonl", js)
+        results = dict(state.get("results") or {})
+        for j in js:
+            if j.order == "both":
+                results.setdefault(f"{j.criterion}@v{j.version}", {})[j.pair_id] = [j.p_a, j.p_b, j.p_none, j.verdict]
+        return {"results": results}
+
+    def _score(self, c: Criterion, results: dict) -> Criterion:
+        return scoring.score(c, results.get(c.key, {}), self.pairs, low=self.cfg.low_threshold,
+                             good=self.cfg.good_threshold)
+
+    async def score(self, state: FlowState) -> FlowState:
+        it, results = state.get("iteration", 0), state.get("results") or {}
+        criteria = dict(state.get("criteria") or {})
+        for name, item in (state.get("pending") or {}).items():
+            new = self._score(Criterion(**item["criterion"]), results)
+            rw = item.get("rewrite")
+            if rw is None:
+                criteria[name] = new.model_dump()
+                continue
+            old = Criterion(**criteria[name])
+            accepted = (new.seed_accuracy or 0.0) >= (old.seed_accuracy or 0.0)
+            rewrite = Rewrite(from_version=old.version, to_version=new.version, old_description=old.description,
+                              new_description=new.description, critiques=rw["critiques"], driven_by=rw["driven_by"],
+                              accepted=accepted, old_accuracy=old.seed_accuracy, new_accuracy=new.seed_accuracy,
+                              iteration=it)
+            winner = new if accepted else old
+            winner.history = old.history + [rewrite]
+            criteria[name] = self._score(winner, results).model_dump()
+            log.info("rewrite of %s v%d→v%d %s (%.3f → %.3f)", name, old.version, new.version,
+                     "accepted" if accepted else "rejected", old.seed_accuracy or 0, new.seed_accuracy or 0)
+        current = [Criterion(**c) for c in criteria.values()]
+        flow = self._flow_accuracy(current, results)
+        write_json_atomic(self.run_dir / "snapshots" / f"iter{it}.json",
+                          {"iteration": it, "flow_soft_accuracy": flow,
+                           "criteria": [c.model_dump(exclude={"history"}) for c in current]})
+        best, stale = state.get("best", -1.0), state.get("stale", 0)
+        stale = 0 if flow is not None and flow > best + 1e-9 else stale + 1
+        best = max(best, flow if flow is not None else -1.0)
+        nothing_to_do = not any(c.band in ("mid", "low") for c in current)
+        done = it >= self.cfg.iterations or stale >= self.cfg.patience or nothing_to_do
+        log.info("iteration %d: flow soft-vote accuracy on seeds %s; bands %s%s", it,
+                 "n/a" if flow is None else f"{flow:.3f}", {c.name: c.band for c in current},
+                 "; stopping" if done else "")
+        return {"criteria": criteria, "pending": {}, "best": best, "stale": stale, "done": done}
+
+    def _flow_accuracy(self, criteria: list[Criterion], results: dict) -> float | None:
+        final = scoring.select_final(criteria, low=self.cfg.low_threshold, min_final=self.cfg.min_final)
+        pred = scoring.votes([results.get(c.key, {}) for c in final], [p.id for p in self.pairs])
+        correct, judged, _ = agreement([pred[p.id]["soft"] for p in self.pairs], [p.better for p in self.pairs])
+        return correct / judged if judged else None
+
+    async def reflect(self, state: FlowState) -> FlowState:
+        it, results = state.get("iteration", 0), state.get("results") or {}
+        critiques: dict[str, dict] = {}
+        for name, cd in (state.get("criteria") or {}).items():
+            c = Criterion(**cd)
+            if c.band != "mid":
+                continue
+            wrong = scoring.wrong_pairs(results.get(c.key, {}), self.pairs)
+            in_fold = [p for p in wrong if scoring.fold_of(p.id, self.cfg.folds) == it % self.cfg.folds]
+            notes, used = [], []
+            for pair in (in_fold or wrong)[: self.cfg.max_reflect_cases]:
+                reasoning = await self.worker.reason(pair, c)
+                critique = await self.manager.reflect(c, pair, reasoning)
+                if critique:
+                    notes.append(critique)
+                    used.append(pair.id)
+            if notes:
+                critiques[name] = {"critiques": notes, "driven_by": used}
+        log.info("reflection: critiques for %s", ", ".join(critiques) or "no criterion")
+        return {"critiques": critiques}
+
+    async def revise(self, state: FlowState) -> FlowState:
+        criteria = dict(state.get("criteria") or {})
+        pending: dict[str, dict] = {}
+        for name, info in (state.get("critiques") or {}).items():
+            c = Criterion(**criteria[name])
+            desc = await self.manager.refine(c, info["critiques"])
+            if desc:
+                new = Criterion(name=name, description=desc, version=_next_version(c), origin=c.origin)
+                pending[name] = {"criterion": new.model_dump(), "rewrite": info}
+        low = [Criterion(**cd) for cd in criteria.values() if cd["band"] == "low"]
+        banned = list(state.get("banned") or []) + [c.model_dump() for c in low]
+        for c in low:
+            del criteria[c.name]
+        keep = [Criterion(**cd) for cd in criteria.values()]
+        repl = await self.manager.propose(len(low), state.get("observations", []), keep,
+                                          [Criterion(**b) for b in banned], origin="replacement")
+        pending.update({c.name: {"criterion": c.model_dump(), "rewrite": None} for c in repl})
+        log.info("revise: %d rewrites, %d replaced (%s), %d replacements", len(pending) - len(repl), len(low),
+                 ", ".join(c.name for c in low) or "-", len(repl))
+        return {"criteria": criteria, "banned": banned, "pending": pending, "critiques": {},
+                "iteration": state.get("iteration", 0) + 1}
+
+    async def finalize(self, state: FlowState) -> FlowState:
+        results = state.get("results") or {}
+        everything = [Criterion(**c) for c in (state.get("criteria") or {}).values()]
+        final = scoring.select_final(everything, low=self.cfg.low_threshold, min_final=self.cfg.min_final)
+        pred = scoring.votes([results.get(c.key, {}) for c in final], [p.id for p in self.pairs])
+        flow = {}
+        for kind in ("soft", "majority"):
+            correct, judged, total = agreement([pred[p.id][kind] for p in self.pairs], [p.better for p in self.pairs])
+            lo, hi = wilson_interval(correct, judged)
+            flow[kind] = {"accuracy": correct / judged if judged else None, "n_correct": correct, "n_judged": judged,
+                          "coverage": judged / total, "ci_low": lo, "ci_high": hi}
+        final_names = {c.name for c in final}
+        write_json_atomic(self.run_dir / "criteria.json", {
+            "criteria": [c.model_dump() for c in final],
+            "not_selected": [c.model_dump() for c in everything if c.name not in final_names],
+            "replaced": state.get("banned") or [],
+            "flow_on_seeds": flow,
+            "iterations_run": state.get("iteration", 0),
+            "thresholds": {"low": self.cfg.low_threshold, "good": self.cfg.good_threshold},
+        })
+        write_jsonl_atomic(self.run_dir / "predictions.jsonl",
+                           [{"id": p.id, "human": p.better, **pred[p.id]} for p in self.pairs])
+        self._collect_judgments()
+        return {"done": True}
+
+    def _collect_judgments(self) -> None:
+        files = sorted((self.run_dir / "judgments").glob("iter*.jsonl"), key=lambda f: int(f.stem[4:]))
+        rows = [json.loads(line) for f in files for line in f.read_text().splitlines() if line.strip()]
+        write_jsonl_atomic(self.run_dir / "judgments.jsonl", rows)
+        if rows:
+            import datasets
+
+            datasets.disable_progress_bars()
+            datasets.Dataset.from_list([Judgment(**r).model_dump() for r in rows]).to_parquet(
+                str(self.run_dir / "judgments.parquet"))
+
+    # -- graph -------------------------------------------------------------------------------------------
+    def _step(self, fn: Callable[[FlowState], Awaitable[FlowState]]):
+        async def node(state: FlowState) -> FlowState:
+            update = await fn(state)
+            self.on_step()
+            return update
+
+        node.__name__ = fn.__name__
+        return node
+
+    def graph(self) -> StateGraph:
+        g = StateGraph(FlowState)
+        names = ["retrieve_knowledge", "warmup", "propose", "judge", "score", "reflect", "revise", "finalize"]
+        for n in names:
+            g.add_node(n, self._step(getattr(self, n)))
+        g.add_edge(START, "retrieve_knowledge")
+        for a, b in [("retrieve_knowledge", "warmup"), ("warmup", "propose"), ("propose", "judge"),
+                     ("judge", "score"), ("reflect", "revise"), ("revise", "judge"), ("finalize", END)]:
+            g.add_edge(a, b)
+        g.add_conditional_edges("score", lambda s: "finalize" if s.get("done") else "reflect",
+                                {"finalize": "finalize", "reflect": "reflect"})
+        return g
+
+    async def run(self, *, resume: bool) -> dict[str, Any]:
+        """Run to the end (or resume from the last checkpoint); returns the final state."""
+        config = {"configurable": {"thread_id": "mine"}, "recursion_limit": 20 + 8 * self.cfg.iterations}
+        async with AsyncSqliteSaver.from_conn_string(str(self.run_dir / "checkpoints.sqlite")) as saver:
+            app = self.graph().compile(checkpointer=saver)
+            snapshot = await app.aget_state(config)
+            if resume and snapshot.next:
+                log.info("resuming at %s", ", ".join(snapshot.next))
+                return await app.ainvoke(None, config)
+            if resume and snapshot.values.get("done"):
+                log.info("run already finished; nothing to resume")
+                return snapshot.values
+            return await app.ainvoke({"iteration": 0}, config)

@@ -1,0 +1,147 @@
+"""Worker agent: judges one pair under one criterion.
+
+`verdict` mode constrains the answer to one token (A / B / N), reads the probabilities of the letters from
+top_logprobs and judges both orders, so that a model's position bias cancels out:
+p_a = ½·(p(A | a shown first) + p(B | a shown second)).
+`reasoned` mode asks for a short JSON analysis and a verdict; the flow uses it only for wrong cases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Sequence
+
+from critmine.llm import LLMClient, LLMResult
+from critmine.prompts import render_messages
+from critmine.records import Criterion, Judgment, Pair
+
+LETTERS = ("A", "B", "N")
+REASONED_SCHEMA = {
+    "title": "reasoned_verdict",
+    "type": "object",
+    "properties": {"analysis": {"type": "string"}, "verdict": {"type": "string", "enum": list(LETTERS)}},
+    "required": ["analysis", "verdict"],
+    "additionalProperties": False,
+}
+
+
+def truncate_middle(text: str, budget: int) -> str:
+    """Keep the head and tail of a long text within `budget` characters, with a marker where text was cut."""
+    if len(text) <= budget:
+        return text
+    head = budget * 2 // 3
+    tail = budget - head
+    return f"{text[:head]}\n[... {len(text) - budget} characters omitted ...]\n{text[-tail:]}"
+
+
+def letter_probs(top: dict[str, float]) -> tuple[float, float, float] | None:
+    """Normalised (p_A, p_B, p_N) from one position's top logprobs; None if no letter is among them."""
+    mass = dict.fromkeys(LETTERS, 0.0)
+    for token, logprob in top.items():
+        t = token.strip()
+        if t in mass:
+            mass[t] += math.exp(logprob)
+    total = sum(mass.values())
+    if total <= 1e-9:
+        return None
+    return mass["A"] / total, mass["B"] / total, mass["N"] / total
+
+
+def verdict_of(p_a: float, p_b: float, p_none: float) -> str:
+    if p_none >= max(p_a, p_b) or p_a == p_b:
+        return "none"
+    return "a" if p_a > p_b else "b"
+
+
+class Worker:
+    """Judges pairs under criteria through one LLM client."""
+
+    def __init__(self, client: LLMClient, *, max_text_chars: int = 2400, top_logprobs: int = 10):
+        self.client = client
+        self.max_text_chars = max_text_chars
+        self.top_logprobs = top_logprobs
+
+    def build_messages(self, template: str, pair: Pair, criterion: Criterion, order: str) -> list[dict]:
+        first, second = (pair.a, pair.b) if order == "ab" else (pair.b, pair.a)
+        return render_messages(template, a=truncate_middle(first, self.max_text_chars),
+                               b=truncate_middle(second, self.max_text_chars),
+                               name=criterion.name, description=criterion.description)
+
+    def _order_judgment(self, pair: Pair, criterion: Criterion, order: str, res: LLMResult) -> Judgment:
+        j = Judgment(pair_id=pair.id, criterion=criterion.name, version=criterion.version, order=order,
+                     prompt_tokens=res.prompt_tokens, completion_tokens=res.completion_tokens,
+                     cached=res.cached, failed=res.failed)
+        probs = letter_probs(res.top_logprobs[0]) if res.top_logprobs else None
+        if probs is None:
+            j.failed = True
+            return j
+        p_first, p_second, j.p_none = probs
+        # Map letters back to the pair's sides: in order "ba", letter A is text b.
+        j.p_a, j.p_b = (p_first, p_second) if order == "ab" else (p_second, p_first)
+        j.verdict = verdict_of(j.p_a, j.p_b, j.p_none)
+        return j
+
+    async def judge_order(self, pair: Pair, criterion: Criterion, order: str, phase: str = "judge") -> Judgment:
+        res = await self.client.chat(self.build_messages("worker_verdict.j2", pair, criterion, order), phase=phase,
+                                     max_tokens=1, choices=list(LETTERS), top_logprobs=self.top_logprobs)
+        return self._order_judgment(pair, criterion, order, res)
+
+    @staticmethod
+    def combine(parts: Sequence[Judgment]) -> Judgment:
+        """Average the orders that succeeded into one judgment with order "both"."""
+        ok = [p for p in parts if not p.failed]
+        first = parts[0]
+        j = Judgment(pair_id=first.pair_id, criterion=first.criterion, version=first.version, order="both",
+                     prompt_tokens=sum(p.prompt_tokens for p in parts),
+                     completion_tokens=sum(p.completion_tokens for p in parts),
+                     cached=all(p.cached for p in parts), failed=not ok)
+        if ok:
+            j.p_a = sum(p.p_a for p in ok) / len(ok)
+            j.p_b = sum(p.p_b for p in ok) / len(ok)
+            j.p_none = sum(p.p_none for p in ok) / len(ok)
+            j.verdict = verdict_of(j.p_a, j.p_b, j.p_none)
+        return j
+
+    async def judge_pair(self, pair: Pair, criteria: Sequence[Criterion], phase: str = "judge") -> list[Judgment]:
+        """All criteria for one pair, back to back per order, so the server computes each text prefix once.
+
+        Returns, per criterion, the "ab", "ba" and combined "both" judgments.
+        """
+        by_order = {}
+        for order in ("ab", "ba"):
+            by_order[order] = [await self.judge_order(pair, c, order, phase) for c in criteria]
+        out: list[Judgment] = []
+        for ab, ba in zip(by_order["ab"], by_order["ba"], strict=True):
+            out += [ab, ba, self.combine([ab, ba])]
+        return out
+
+    async def judge_all(self, pairs: Sequence[Pair], criteria: Sequence[Criterion], phase: str = "judge",
+                        progress=None) -> list[Judgment]:
+        """Every pair under every criterion, pair-major: at most `concurrency` pairs in flight, each pair's
+        requests back to back, so each server slot keeps one pair's prefix cached."""
+        slots = asyncio.Semaphore(self.client.endpoint.concurrency)
+
+        async def one(pair: Pair) -> list[Judgment]:
+            async with slots:
+                js = await self.judge_pair(pair, criteria, phase)
+            if progress is not None:
+                progress.update(1)
+            return js
+
+        results = await asyncio.gather(*(one(p) for p in pairs))
+        return [j for js in results for j in js]
+
+    async def reason(self, pair: Pair, criterion: Criterion, phase: str = "reflect") -> Judgment:
+        """Reasoned mode, order ab: the worker's analysis for one pair (used only for wrong cases)."""
+        res = await self.client.chat(self.build_messages("worker_reasoned.j2", pair, criterion, "ab"), phase=phase,
+                                     max_tokens=300, json_schema=REASONED_SCHEMA)
+        j = Judgment(pair_id=pair.id, criterion=criterion.name, version=criterion.version, order="ab",
+                     prompt_tokens=res.prompt_tokens, completion_tokens=res.completion_tokens,
+                     cached=res.cached, failed=res.failed)
+        if not res.failed and isinstance(res.data, dict):
+            j.reasoning = str(res.data.get("analysis", ""))[:1000]
+            letter = str(res.data.get("verdict", "N")).strip().upper()[:1]
+            j.verdict = {"A": "a", "B": "b"}.get(letter, "none")
+            j.p_a, j.p_b, j.p_none = float(j.verdict == "a"), float(j.verdict == "b"), float(j.verdict == "none")
+        return j

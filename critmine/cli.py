@@ -1,0 +1,137 @@
+"""The `critmine` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from critmine.config import EndpointConfig, MineConfig
+from critmine.io import InputError
+from critmine.llm import Budget, BudgetExceeded
+
+log = logging.getLogger("critmine")
+EXIT_INPUT, EXIT_BUDGET, EXIT_FAILED, EXIT_INTERRUPTED = 2, 3, 1, 130
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("httpx", "httpcore", "openai", "aiosqlite"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _thresholds(text: str) -> tuple[float, float]:
+    try:
+        low, good = (float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected LOW,GOOD, e.g. 0.5,0.75") from None
+    return low, good
+
+
+def _add_endpoint_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("LLM endpoints (default: the embedded CPU model, started and stopped by critmine)")
+    g.add_argument("--base-url", help="OpenAI-compatible endpoint for both agents, e.g. http://127.0.0.1:8000/v1")
+    g.add_argument("--manager-base-url", help="endpoint for the manager only (default: --base-url)")
+    g.add_argument("--api-key", default="none")
+    g.add_argument("--model", default="qwen2.5-coder-0.5b",
+                   help="model for both agents: a name the server knows, or an embedded model name / .gguf path")
+    g.add_argument("--manager-model", help="default: --model")
+    g.add_argument("--worker-model", help="default: --model")
+    g.add_argument("--server-kind", choices=["auto", "llamacpp", "vllm", "openai"], default="auto")
+    g.add_argument("--concurrency", type=int, default=1, help="requests in flight per endpoint")
+    g.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
+    g.add_argument("--max-retries", type=int, default=4)
+    g.add_argument("--retry-backoff", type=float, default=0.5, help="first retry delay in seconds (doubles)")
+
+
+def _endpoints(args: argparse.Namespace) -> tuple[EndpointConfig, EndpointConfig]:
+    common = dict(api_key=args.api_key, kind=args.server_kind, timeout_s=args.timeout, max_retries=args.max_retries,
+                  concurrency=args.concurrency, backoff_s=args.retry_backoff)
+    manager = EndpointConfig(base_url=args.manager_base_url or args.base_url,
+                             model=args.manager_model or args.model, **common)
+    worker = EndpointConfig(base_url=args.base_url, model=args.worker_model or args.model, **common)
+    return manager, worker
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="critmine", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    m = sub.add_parser("mine", help="mine quality criteria from labelled seed pairs")
+    m.add_argument("--pairs", help="labelled seed pairs (JSONL, Parquet, CSV or a saved dataset)")
+    m.add_argument("--out", required=True, type=Path, help="run directory")
+    m.add_argument("--resume", action="store_true", help="continue the run in --out after a stop or a kill")
+    m.add_argument("--n-criteria", type=int, default=10)
+    m.add_argument("--iterations", type=int, default=3)
+    m.add_argument("--thresholds", type=_thresholds, default=(0.5, 0.75), help="LOW,GOOD accuracy bands")
+    m.add_argument("--folds", type=int, default=3)
+    m.add_argument("--patience", type=int, default=2, help="stop after this many iterations without improvement")
+    m.add_argument("--max-text-chars", type=int, default=2400, help="texts are cut to this (head and tail kept)")
+    m.add_argument("--max-calls", type=int, help="stop cleanly (resumable) after this many paid LLM calls")
+    m.add_argument("--max-tokens", type=int, help="stop cleanly (resumable) after this many paid tokens")
+    _add_endpoint_args(m)
+
+    s = sub.add_parser("serve", help="run the embedded llama.cpp server in the foreground")
+    s.add_argument("--model", default="qwen2.5-coder-0.5b", help="embedded model name or a .gguf path")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8080)
+    return parser
+
+
+def _cmd_mine(args: argparse.Namespace) -> int:
+    from critmine.mine import run_mine, summary_table
+
+    manager, worker = _endpoints(args)
+    low, good = args.thresholds
+    if not args.resume and not args.pairs:
+        raise InputError("mine: --pairs is required (or --resume an existing run)")
+    cfg = MineConfig(pairs=str(args.pairs or ""), out=str(args.out), manager=manager, worker=worker,
+                     n_criteria=args.n_criteria, iterations=args.iterations, low_threshold=low,
+                     good_threshold=good, folds=args.folds, patience=args.patience,
+                     max_text_chars=args.max_text_chars, budget=Budget(max_calls=args.max_calls,
+                                                                        max_tokens=args.max_tokens))
+    run_dir = run_mine(cfg, resume=args.resume)
+    from critmine.llm import Usage
+
+    usage = Usage.model_validate_json((run_dir / "usage.json").read_text())
+    sys.stdout.write(summary_table(run_dir / "criteria.json") + "\n\nLLM usage\n" + usage.table() + "\n")
+    sys.stdout.write(f"\nwrote {run_dir / 'criteria.json'}\n")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from critmine.embedded import serve_foreground
+
+    return serve_foreground(args.model, host=args.host, port=args.port)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    handlers = {"mine": _cmd_mine, "serve": _cmd_serve}
+    try:
+        return handlers[args.command](args)
+    except InputError as e:
+        log.error("%s", e)
+        return EXIT_INPUT
+    except ValidationError as e:
+        log.error("invalid settings: %s", "; ".join(err["msg"] for err in e.errors()))
+        return EXIT_INPUT
+    except BudgetExceeded as e:
+        log.error("%s; the run stopped cleanly: continue it with --resume and a larger budget", e)
+        return EXIT_BUDGET
+    except KeyboardInterrupt:
+        log.error("interrupted; continue with --resume")
+        return EXIT_INTERRUPTED
+    except Exception as e:  # noqa: BLE001 - last resort: one line, non-zero exit, details with -v
+        log.error("failed: %s: %s", type(e).__name__, e, exc_info=args.verbose)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""Run configuration: explicit, validated, saved in the run directory (secrets excluded)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, model_validator
+
+from critmine.llm import Budget
+
+
+class EndpointConfig(BaseModel):
+    """How to reach a model: a URL, or the name of an embedded model critmine starts itself."""
+
+    base_url: str | None = None
+    model: str = "qwen2.5-coder-0.5b"
+    api_key: str = Field("none", exclude=True)
+    kind: str = "auto"
+    timeout_s: float = 120.0
+    max_retries: int = 4
+    concurrency: int = 1
+    backoff_s: float = 0.5
+
+
+class MineConfig(BaseModel):
+    """Everything that decides what `critmine mine` does."""
+
+    pairs: str
+    out: str
+    seeds_sha256: str = ""
+    manager: EndpointConfig = Field(default_factory=EndpointConfig)
+    worker: EndpointConfig = Field(default_factory=EndpointConfig)
+    n_criteria: int = Field(10, ge=1)
+    iterations: int = Field(3, ge=0)
+    low_threshold: float = 0.5
+    good_threshold: float = 0.75
+    folds: int = Field(3, ge=1)
+    max_reflect_cases: int = Field(3, ge=1)
+    patience: int = Field(1, ge=1)
+    min_final: int = Field(3, ge=1)
+    max_text_chars: int = Field(2400, ge=200)
+    top_logprobs: int = Field(10, ge=2)
+    budget: Budget = Field(default_factory=Budget)
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> "MineConfig":
+        if not 0.0 <= self.low_threshold < self.good_threshold <= 1.0:
+            raise ValueError("thresholds must satisfy 0 <= low < good <= 1")
+        return self

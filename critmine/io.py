@@ -1,0 +1,161 @@
+"""Readers and writers for pairs and documents.
+
+JSONL is read line by line (so every error names its line); Parquet, CSV and saved `datasets` datasets are
+streamed through `datasets`. Every reader validates as it goes and raises `InputError("file:line: why")`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from critmine.records import Document, Pair
+
+R = TypeVar("R", bound=BaseModel)
+
+
+class InputError(Exception):
+    """Bad user input; the message names the file and line."""
+
+
+def _describe(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        field = ".".join(str(x) for x in e["loc"]) or "record"
+        if e["type"] == "missing":
+            parts.append(f"missing field '{field}'")
+        elif e["type"] == "extra_forbidden":
+            parts.append(f"unknown field '{field}'")
+        elif field == "better":
+            parts.append("field 'better' must be \"a\", \"b\" or null")
+        else:
+            parts.append(f"field '{field}': {e['msg'].removeprefix('Value error, ')}")
+    return "; ".join(parts)
+
+
+def _jsonl_rows(path: Path) -> Iterator[tuple[str, Any]]:
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                yield f"{path}:{lineno}", json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InputError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
+
+
+def _datasets_rows(path: Path) -> Iterator[tuple[str, Any]]:
+    import datasets
+
+    datasets.disable_progress_bars()
+    if path.is_dir():
+        try:
+            ds: Any = datasets.load_from_disk(str(path))
+        except Exception as e:  # noqa: BLE001 - any failure to open is a user error here
+            raise InputError(f"{path}: not a saved datasets dataset ({e})") from None
+        if isinstance(ds, datasets.DatasetDict):
+            ds = ds[next(iter(ds))]
+        first_row = 1
+    else:
+        fmt = {".parquet": "parquet", ".csv": "csv"}[path.suffix.lower()]
+        ds = datasets.load_dataset(fmt, data_files=str(path), split="train", streaming=True)
+        first_row = 2 if fmt == "csv" else 1  # CSV line 1 is the header
+    kind = "line" if path.suffix.lower() == ".csv" else "row"
+    try:
+        for i, row in enumerate(ds):
+            where = f"{path}:{i + first_row}" if kind == "line" else f"{path}: row {i + 1}"
+            yield where, row
+    except InputError:
+        raise
+    except Exception as e:  # noqa: BLE001 - datasets raises many types for unreadable files
+        raise InputError(f"{path}: cannot read ({type(e).__name__}: {e})") from None
+
+
+def iter_rows(path: str | os.PathLike) -> Iterator[tuple[str, Any]]:
+    """Yield (location, raw row) from JSONL, Parquet, CSV or a saved dataset directory."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such file or directory")
+    suffix = p.suffix.lower()
+    if p.is_dir() or suffix in (".parquet", ".csv"):
+        return _datasets_rows(p)
+    if suffix in (".jsonl", ".json", ".ndjson"):
+        return _jsonl_rows(p)
+    raise InputError(f"{p}: unsupported format (use .jsonl, .parquet, .csv or a saved datasets directory)")
+
+
+def _coerce(row: Any, where: str) -> dict:
+    if not isinstance(row, dict):
+        raise InputError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    row = dict(row)
+    meta = row.get("meta")
+    if isinstance(meta, str):  # CSV stores meta as JSON text
+        try:
+            row["meta"] = json.loads(meta) if meta.strip() else {}
+        except json.JSONDecodeError:
+            raise InputError(f"{where}: field 'meta' is not valid JSON") from None
+    elif meta is None:
+        row.pop("meta", None)
+    if row.get("better") == "":
+        row["better"] = None
+    return row
+
+
+def iter_records(path: str | os.PathLike, model: type[R]) -> Iterator[R]:
+    """Stream validated records; duplicate ids are an error."""
+    seen: set[str] = set()
+    for where, raw in iter_rows(path):
+        try:
+            rec = model.model_validate(_coerce(raw, where))
+        except ValidationError as e:
+            raise InputError(f"{where}: {_describe(e)}") from None
+        rid = getattr(rec, "id")
+        if rid in seen:
+            raise InputError(f"{where}: duplicate id '{rid}'")
+        seen.add(rid)
+        yield rec
+
+
+def read_pairs(path: str | os.PathLike, *, labelled: bool = False) -> list[Pair]:
+    """Read all pairs; with `labelled`, every pair must have `better`."""
+    pairs = []
+    for i, pair in enumerate(iter_records(path, Pair), 1):
+        if labelled and pair.better is None:
+            raise InputError(f"{path}: pair '{pair.id}' (record {i}) has no label ('better' is null)")
+        pairs.append(pair)
+    if not pairs:
+        raise InputError(f"{path}: no pairs")
+    return pairs
+
+
+def iter_documents(path: str | os.PathLike) -> Iterator[Document]:
+    return iter_records(path, Document)
+
+
+def write_jsonl_atomic(path: str | os.PathLike, records: Iterable[BaseModel | dict]) -> None:
+    """Write JSONL through a temp file and rename, so readers never see a partial file."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=p.parent, delete=False, suffix=".tmp", encoding="utf-8") as fh:
+        for r in records:
+            fh.write((r.model_dump_json() if isinstance(r, BaseModel) else json.dumps(r, ensure_ascii=False)) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(fh.name, p)
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=p.parent, delete=False, suffix=".tmp", encoding="utf-8") as fh:
+        json.dump(obj, fh, indent=2, ensure_ascii=False, default=str)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(fh.name, p)

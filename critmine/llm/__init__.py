@@ -1,0 +1,9 @@
+"""The LLM client layer: one client for every OpenAI-compatible endpoint."""
+
+from critmine.llm.adapters import ServerKind, detect_server_kind
+from critmine.llm.cache import ResponseCache
+from critmine.llm.client import Endpoint, LLMClient, LLMResult, parse_json_tolerant
+from critmine.llm.usage import Budget, BudgetExceeded, PhaseUsage, Usage
+
+__all__ = ["Budget", "BudgetExceeded", "Endpoint", "LLMClient", "LLMResult", "PhaseUsage", "ResponseCache",
+           "ServerKind", "Usage", "detect_server_kind", "parse_json_tolerant"]

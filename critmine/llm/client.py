@@ -1,0 +1,191 @@
+"""The one LLM client: async, bounded, retrying, caching, accounting, budgeted."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import openai
+from pydantic import BaseModel
+
+from critmine.llm.adapters import ServerKind, choice_constraint, prompt_cache_hint
+from critmine.llm.cache import ResponseCache, request_key
+from critmine.llm.usage import Budget, BudgetExceeded, Usage
+
+log = logging.getLogger(__name__)
+
+
+class Endpoint(BaseModel):
+    """Where and how to reach one model."""
+
+    base_url: str
+    model: str
+    api_key: str = "none"
+    kind: ServerKind = "openai"
+    timeout_s: float = 120.0
+    max_retries: int = 4
+    concurrency: int = 4
+    backoff_s: float = 0.5
+
+
+class BadOutput(Exception):
+    """The server answered, but not with something usable (no choices, unparseable JSON, ...)."""
+
+
+@dataclass
+class LLMResult:
+    text: str | None = None
+    data: Any = None
+    top_logprobs: list[dict[str, float]] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cached: bool = False
+    failed: bool = False
+    error: str | None = None
+
+
+def parse_json_tolerant(text: str) -> Any:
+    """JSON from a model's text: plain, fenced in ```json, or the first {...} block. Raises BadOutput."""
+    s = text.strip()
+    fenced = re.search(r"```(?:json)?\s*(.*?)```", s, re.S)
+    candidates = [s] + ([fenced.group(1)] if fenced else [])
+    start, end = s.find("{"), s.rfind("}")
+    if 0 <= start < end:
+        candidates.append(s[start : end + 1])
+    for c in candidates:
+        try:
+            return json.loads(c)
+        except json.JSONDecodeError:
+            continue
+    raise BadOutput(f"unparseable JSON: {s[:80]!r}")
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError, BadOutput, json.JSONDecodeError)):
+        return True
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code in (408, 409, 429) or exc.status_code >= 500
+    if isinstance(exc, openai.APIError):  # malformed bodies and other protocol-level trouble
+        return True
+    return isinstance(exc, (asyncio.TimeoutError, ConnectionError, ValueError))
+
+
+def _tokens(payload: dict) -> tuple[int, int, int]:
+    u = payload.get("usage") or {}
+    prompt, completion = u.get("prompt_tokens") or 0, u.get("completion_tokens") or 0
+    cached = ((u.get("prompt_tokens_details") or {}).get("cached_tokens")) or 0
+    timings = payload.get("timings") or {}  # llama.cpp: cache_n tokens reused, prompt_n computed
+    if not cached and "cache_n" in timings:
+        cached = timings.get("cache_n") or 0
+    return int(prompt), int(completion), int(cached)
+
+
+def _top_logprobs(choice: dict) -> list[dict[str, float]]:
+    content = ((choice.get("logprobs") or {}).get("content")) or []
+    out = []
+    for pos in content:
+        d = {t["token"]: t["logprob"] for t in (pos.get("top_logprobs") or [])}
+        d.setdefault(pos.get("token", ""), pos.get("logprob", -1e9))
+        out.append(d)
+    return out
+
+
+class LLMClient:
+    """Chat completions against one endpoint, with every concern of calling an LLM kept in this class."""
+
+    def __init__(self, endpoint: Endpoint, *, usage: Usage, cache: ResponseCache | None = None,
+                 budget: Budget | None = None, backoff_cap_s: float = 20.0):
+        self.endpoint = endpoint
+        self.usage = usage
+        self.cache = cache
+        self.budget = budget or Budget()
+        self._backoff = (endpoint.backoff_s, backoff_cap_s)
+        self._sem = asyncio.Semaphore(endpoint.concurrency)
+        self._client = openai.AsyncOpenAI(base_url=endpoint.base_url, api_key=endpoint.api_key,
+                                          timeout=endpoint.timeout_s, max_retries=0)
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    def _request(self, messages: list[dict], max_tokens: int, temperature: float, json_schema: dict | None,
+                 choices: list[str] | None, top_logprobs: int | None) -> tuple[dict, dict]:
+        params: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature}
+        extra: dict[str, Any] = dict(prompt_cache_hint(self.endpoint.kind))
+        if json_schema is not None:
+            params["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": json_schema.get("title", "answer"), "schema": json_schema, "strict": True}}
+        if choices:
+            extra.update(choice_constraint(self.endpoint.kind, choices))
+        if top_logprobs:
+            params["logprobs"] = True
+            params["top_logprobs"] = top_logprobs
+        return params, extra
+
+    def _result(self, payload: dict, parse: Callable[[str], Any] | None, cached: bool) -> LLMResult:
+        choices = payload.get("choices") or []
+        if not choices:
+            raise BadOutput("response has no choices")
+        text = (choices[0].get("message") or {}).get("content")
+        if text is None:
+            raise BadOutput("response has no message content")
+        data = parse(text) if parse else None
+        p, c, k = _tokens(payload)
+        return LLMResult(text=text, data=data, top_logprobs=_top_logprobs(choices[0]), prompt_tokens=p,
+                         completion_tokens=c, cached_tokens=k, cached=cached)
+
+    async def chat(self, messages: list[dict], *, phase: str, max_tokens: int = 256, temperature: float = 0.0,
+                   json_schema: dict | None = None, choices: list[str] | None = None,
+                   top_logprobs: int | None = None, parse: Callable[[str], Any] | None = None) -> LLMResult:
+        """One chat completion. Never raises for server trouble: a call that keeps failing returns failed=True.
+
+        `parse` turns the text into `data`; a parse error counts as a bad answer and is retried, and only
+        answers that parse are cached. Raises BudgetExceeded when the budget is spent.
+        """
+        if json_schema is not None and parse is None:
+            parse = parse_json_tolerant
+        params, extra = self._request(messages, max_tokens, temperature, json_schema, choices, top_logprobs)
+        key = request_key(self.endpoint.model, messages, {**params, **extra})
+        stats = self.usage.phase(phase)
+        if self.cache is not None and (hit := self.cache.get(key)) is not None:
+            try:
+                res = self._result(hit, parse, cached=True)
+                stats.cached_calls += 1
+                return res
+            except BadOutput:
+                log.debug("cached answer no longer parses; asking again")
+        last_error = "no attempt"
+        for attempt in range(self.endpoint.max_retries + 1):
+            async with self._sem:
+                self.budget.check(self.usage)
+                stats.calls += 1
+                try:
+                    resp = await self._client.chat.completions.create(
+                        model=self.endpoint.model, messages=messages, extra_body=extra or None, **params)
+                    payload = resp.model_dump() if hasattr(resp, "model_dump") else json.loads(str(resp))
+                    res = self._result(payload, parse, cached=False)
+                except BudgetExceeded:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - classified below; non-retryable ones fail the call
+                    last_error = f"{type(exc).__name__}: {str(exc)[:200]}"
+                    if not _retryable(exc) or attempt == self.endpoint.max_retries:
+                        break
+                    stats.retries += 1
+                    log.debug("retrying after %s", last_error)
+                else:
+                    stats.prompt_tokens += res.prompt_tokens
+                    stats.completion_tokens += res.completion_tokens
+                    stats.cached_tokens += res.cached_tokens
+                    if self.cache is not None:
+                        self.cache.put(key, payload)
+                    return res
+            base, cap = self._backoff
+            await asyncio.sleep(min(cap, base * 2**attempt) * random.uniform(0.5, 1.5))
+        stats.failures += 1
+        log.warning("LLM call failed for good (%s phase): %s", phase, last_error)
+        return LLMResult(failed=True, error=last_error)

@@ -1,0 +1,109 @@
+"""`critmine mine`: set up a run directory, the clients and the flow; run or resume it; report."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+
+from critmine.agents.flow import MiningFlow
+from critmine.agents.manager import Manager
+from critmine.agents.worker import Worker
+from critmine.config import MineConfig
+from critmine.endpoints import resolve
+from critmine.io import InputError, read_pairs, write_json_atomic
+from critmine.llm import LLMClient, ResponseCache, Usage
+from critmine.records import Pair
+
+log = logging.getLogger(__name__)
+CONFIG_FILE, USAGE_FILE = "config.json", "usage.json"
+
+
+def seeds_digest(pairs: list[Pair]) -> str:
+    h = hashlib.sha256()
+    for p in pairs:
+        h.update(p.model_dump_json().encode("utf-8"))
+    return h.hexdigest()
+
+
+def prepare(cfg: MineConfig, *, resume: bool) -> tuple[MineConfig, list[Pair]]:
+    """Validate input and the run directory before anything is written. Raises InputError."""
+    run_dir = Path(cfg.out)
+    if resume:
+        saved = run_dir / CONFIG_FILE
+        if not saved.exists():
+            raise InputError(f"{run_dir}: not a critmine run directory (no {CONFIG_FILE}); nothing to resume")
+        stored = MineConfig.model_validate_json(saved.read_text())
+        # The run's definition comes from the run dir; only how to reach servers and the budget may change.
+        stored.manager.base_url, stored.worker.base_url = cfg.manager.base_url, cfg.worker.base_url
+        stored.manager.api_key, stored.worker.api_key = cfg.manager.api_key, cfg.worker.api_key
+        stored.budget = cfg.budget
+        cfg = stored
+    elif (run_dir / "checkpoints.sqlite").exists() or (run_dir / CONFIG_FILE).exists():
+        raise InputError(f"{run_dir}: a run already exists here; use --resume to continue it or choose another --out")
+    pairs = read_pairs(cfg.pairs, labelled=True)
+    if len(pairs) < 2:
+        raise InputError(f"{cfg.pairs}: need at least 2 labelled pairs, found {len(pairs)}")
+    digest = seeds_digest(pairs)
+    if resume and cfg.seeds_sha256 and digest != cfg.seeds_sha256:
+        raise InputError(f"{cfg.pairs}: the seed pairs changed since this run started; start a new run instead")
+    cfg.seeds_sha256 = digest
+    return cfg, pairs
+
+
+def _load_usage(run_dir: Path) -> Usage:
+    f = run_dir / USAGE_FILE
+    return Usage.model_validate_json(f.read_text()) if f.exists() else Usage()
+
+
+def summary_table(criteria_file: Path) -> str:
+    data = json.loads(criteria_file.read_text())
+    lines = [f"{'criterion':<32}{'ver':>4}{'origin':>16}{'acc':>7}{'95% CI':>15}{'cover':>7}{'n':>5}"]
+    for c in data["criteria"]:
+        acc = "-" if c["accuracy"] is None else f"{c['accuracy']:.3f}"
+        ci = f"[{c['ci_low']:.2f}, {c['ci_high']:.2f}]"
+        lines.append(f"{c['name'][:31]:<32}{c['version']:>4}{c['origin']:>16}{acc:>7}{ci:>15}"
+                     f"{c['coverage']:>7.2f}{c['n_judged']:>5}")
+    for kind, f in data["flow_on_seeds"].items():
+        acc = "-" if f["accuracy"] is None else f"{f['accuracy']:.3f}"
+        lines.append(f"flow ({kind} vote) on seeds: accuracy {acc} [{f['ci_low']:.2f}, {f['ci_high']:.2f}], "
+                     f"coverage {f['coverage']:.2f}")
+    return "\n".join(lines)
+
+
+async def _run_flow(cfg: MineConfig, pairs: list[Pair], run_dir: Path, usage: Usage, resume: bool) -> None:
+    cache = ResponseCache(run_dir / "llm_cache.sqlite")
+    save_usage = lambda: write_json_atomic(run_dir / USAGE_FILE, usage.model_dump())  # noqa: E731
+    clients: list[LLMClient] = []
+    try:
+        with contextlib.ExitStack() as stack:
+            started: dict[str, str] = {}
+            manager_ep = resolve(cfg.manager, stack, started)
+            worker_ep = resolve(cfg.worker, stack, started)
+            clients = [LLMClient(ep, usage=usage, cache=cache, budget=cfg.budget) for ep in (manager_ep, worker_ep)]
+            manager = Manager(clients[0], max_text_chars=min(cfg.max_text_chars, 1200))
+            worker = Worker(clients[1], max_text_chars=cfg.max_text_chars, top_logprobs=cfg.top_logprobs)
+            flow = MiningFlow(cfg, pairs, manager, worker, run_dir, on_step=save_usage)
+            await flow.run(resume=resume)
+    finally:
+        for c in clients:
+            await c.aclose()
+        save_usage()
+        cache.close()
+
+
+def run_mine(cfg: MineConfig, *, resume: bool) -> Path:
+    """Run (or resume) mining; returns the run directory. Raises InputError before writing anything."""
+    cfg, pairs = prepare(cfg, resume=resume)
+    run_dir = Path(cfg.out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(run_dir / CONFIG_FILE, cfg.model_dump())
+    usage = _load_usage(run_dir)
+    t0 = time.monotonic()
+    asyncio.run(_run_flow(cfg, pairs, run_dir, usage, resume))
+    log.info("mining finished in %.1f s", time.monotonic() - t0)
+    return run_dir

@@ -1,0 +1,111 @@
+"""Pydantic records for everything that crosses a boundary (files, prompts, checkpoints)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Side = Literal["a", "b"]
+Verdict = Literal["a", "b", "none"]
+Order = Literal["ab", "ba", "both"]
+Band = Literal["good", "mid", "low"]
+
+
+class Pair(BaseModel):
+    """Two texts and, when labelled, which one is better data."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    a: str
+    b: str
+    better: Side | None = None
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_as_str(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int) else v
+
+    @field_validator("a", "b")
+    @classmethod
+    def _non_empty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("text is empty")
+        return v
+
+
+class Document(BaseModel):
+    """One corpus document."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    text: str
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_as_str(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int) else v
+
+    @field_validator("text")
+    @classmethod
+    def _non_empty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("text is empty")
+        return v
+
+
+class Rewrite(BaseModel):
+    """One rewrite of a criterion's description and the critiques that caused it."""
+
+    from_version: int
+    to_version: int
+    old_description: str
+    new_description: str
+    critiques: list[str]
+    driven_by: list[str] = Field(description="ids of the seed pairs whose critiques drove this rewrite")
+    accepted: bool
+    old_accuracy: float | None = None
+    new_accuracy: float | None = None
+    iteration: int = 0
+
+
+class Criterion(BaseModel):
+    """A verbal quality criterion, one version of it, and how well it agrees with people."""
+
+    name: str
+    description: str
+    version: int = 1
+    origin: Literal["proposed", "replacement", "knowledge_base"] = "proposed"
+    accuracy: float | None = Field(None, description="accuracy on seed pairs that did not drive its rewrites")
+    ci_low: float | None = None
+    ci_high: float | None = None
+    coverage: float | None = Field(None, description="share of pairs not abstained on")
+    n_judged: int = 0
+    n_correct: int = 0
+    seed_accuracy: float | None = Field(None, description="accuracy on all seed pairs (used for banding)")
+    band: Band | None = None
+    history: list[Rewrite] = Field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}@v{self.version}"
+
+
+class Judgment(BaseModel):
+    """A worker's judgment of one pair under one criterion version, in one order or both combined."""
+
+    pair_id: str
+    criterion: str
+    version: int
+    order: Order
+    p_a: float = 0.0
+    p_b: float = 0.0
+    p_none: float = 1.0
+    verdict: Verdict = "none"
+    reasoning: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached: bool = False
+    failed: bool = False

@@ -1,0 +1,1 @@
+"""Metrics, baselines, benchmarks and reports."""

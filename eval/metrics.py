@@ -1,0 +1,39 @@
+"""Agreement statistics with honest uncertainty."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+
+def wilson_interval(correct: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score 95% interval for a proportion; (0, 1) when n == 0."""
+    if n == 0:
+        return 0.0, 1.0
+    p = correct / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def agreement(predictions: Iterable[str], labels: Iterable[str]) -> tuple[int, int, int]:
+    """(correct, judged, total): predictions of "none" are abstentions and are not judged."""
+    correct = judged = total = 0
+    for pred, gold in zip(predictions, labels, strict=True):
+        total += 1
+        if pred in ("a", "b"):
+            judged += 1
+            correct += pred == gold
+    return correct, judged, total
+
+
+def cohen_kappa(x: list[str], y: list[str]) -> float:
+    """Cohen's kappa between two label sequences of equal length."""
+    n = len(x)
+    if n == 0:
+        return 0.0
+    cats = sorted(set(x) | set(y))
+    po = sum(a == b for a, b in zip(x, y, strict=True)) / n
+    pe = sum((x.count(c) / n) * (y.count(c) / n) for c in cats)
+    return 1.0 if pe == 1 else (po - pe) / (1 - pe)

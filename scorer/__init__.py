@@ -1,0 +1,1 @@
+"""Lightweight Bradley–Terry scorers distilled from criteria judgments (see the distil-and-apply issue)."""

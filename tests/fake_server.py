@@ -1,0 +1,187 @@
+"""A scripted OpenAI-compatible server (real HTTP on 127.0.0.1) whose worker verdicts follow a hidden rule.
+
+Hidden rule: the longer text is better. How a criterion is answered depends on words in its description:
+  "thorough"  → follows the rule
+  "tone"      → follows the rule, except on pairs whose texts contain one of `flip_markers` (opposite)
+  "abstain"   → always N
+  otherwise   → the opposite of the rule (prefers the shorter text)
+The generated letter is always "A" (a position-biased small model); only top_logprobs carry the preference.
+It mimics vLLM (serves /version) and checks that verdict requests carry structured_outputs.choice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import math
+import random
+import re
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+TEXT_RE = re.compile(r"<text_a>\n(.*?)\n</text_a>.*?<text_b>\n(.*?)\n</text_b>", re.S)
+CRIT_RE = re.compile(r'Criterion "([^"]+)": (.*?)\n\nJudging only', re.S)
+
+
+@dataclass
+class Script:
+    initial: list[dict] = field(default_factory=list)  # first proposal
+    replacements: list[dict] = field(default_factory=list)  # later proposals, in order
+    flip_markers: tuple[str, ...] = ()
+    critique: str = "The criterion should reward thorough, complete answers rather than tone."
+    rewrite: str = "Prefer the more thorough and complete text; tone matters less."
+    fault_rate: float = 0.0
+    fault_seed: int = 0
+    fault_sleep_s: float = 3.0
+    delay_s: float = 0.0
+
+
+class FakeLLMServer:
+    def __init__(self, script: Script):
+        self.script = script
+        self.requests: list[dict] = []
+        self.keys: Counter[str] = Counter()  # request hash → times answered successfully
+        self.faults: Counter[str] = Counter()
+        self.errors: list[str] = []
+        self.hold = threading.Event()  # set → new requests wait until released
+        self.answered = 0
+        self._rng = random.Random(script.fault_seed)
+        self._proposals = 0
+        self._lock = threading.Lock()
+        app = Starlette(routes=[Route("/v1/chat/completions", self.chat, methods=["POST"]),
+                                Route("/version", self.version), Route("/v1/models", self.models)])
+        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error"))
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+    def __enter__(self) -> "FakeLLMServer":
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        sock = self._server.servers[0].sockets[0]
+        self.port = sock.getsockname()[1]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.hold.clear()
+        self._server.should_exit = True
+        self._thread.join(5)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    # -- routes ------------------------------------------------------------------------------------------
+    async def version(self, request: Request) -> Response:
+        return JSONResponse({"version": "0.0-fake"})
+
+    async def models(self, request: Request) -> Response:
+        return JSONResponse({"object": "list", "data": [{"id": "fake", "object": "model"}]})
+
+    async def chat(self, request: Request) -> Response:
+        body = await request.json()
+        key = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        with self._lock:
+            self.requests.append(body)
+        while self.hold.is_set():
+            await asyncio.sleep(0.02)
+        if self.script.delay_s:
+            await asyncio.sleep(self.script.delay_s)
+        fault = self._fault()
+        if fault == "http500":
+            return JSONResponse({"error": {"message": "injected"}}, status_code=500)
+        if fault == "timeout":
+            await asyncio.sleep(self.script.fault_sleep_s)
+            return JSONResponse({"error": {"message": "too late"}}, status_code=500)
+        if fault == "garbage":
+            return Response('{"choices": [ {"message": tru', media_type="application/json")
+        if fault == "empty":
+            return Response(b"", media_type="application/json")
+        try:
+            payload = self._answer(body)
+        except Exception as e:  # surfaced to the test through .errors
+            self.errors.append(f"{type(e).__name__}: {e}")
+            return JSONResponse({"error": {"message": str(e)}}, status_code=400)
+        with self._lock:
+            self.keys[key] += 1
+            self.answered += 1
+        return JSONResponse(payload)
+
+    def _fault(self) -> str | None:
+        with self._lock:
+            if self._rng.random() >= self.script.fault_rate:
+                return None
+            kind = self._rng.choice(["http500", "timeout", "garbage", "empty"])
+            self.faults[kind] += 1
+            return kind
+
+    # -- behaviour ---------------------------------------------------------------------------------------
+    def preferred(self, first: str, second: str, description: str) -> str:
+        by_rule = "A" if len(first) > len(second) else "B"
+        other = "B" if by_rule == "A" else "A"
+        d = description.lower()
+        if "abstain" in d:
+            return "N"
+        if "thorough" in d:
+            return by_rule
+        if "tone" in d:
+            flipped = any(m in first or m in second for m in self.script.flip_markers)
+            return other if flipped else by_rule
+        return other
+
+    def _answer(self, body: dict) -> dict:
+        user = body["messages"][-1]["content"]
+        fmt = (body.get("response_format") or {}).get("json_schema", {}).get("name")
+        if fmt is None:
+            if body.get("structured_outputs", {}).get("choice") != ["A", "B", "N"]:
+                raise ValueError("verdict request without structured_outputs.choice")
+            first, second = TEXT_RE.search(user).groups()
+            _, desc = CRIT_RE.search(user).groups()
+            letter = self.preferred(first, second, desc)
+            probs = {k: 0.1 for k in "ABN"}
+            probs[letter] = 0.75
+            if letter == "N":
+                probs.update(A=0.05, B=0.05, N=0.9)
+            top = [{"token": t, "logprob": math.log(p), "bytes": None} for t, p in probs.items()]
+            top.append({"token": "The", "logprob": math.log(0.05), "bytes": None})
+            return self._completion("A", len(user) // 4, logprobs={"content": [
+                {"token": "A", "logprob": math.log(probs["A"]), "bytes": None, "top_logprobs": top}]})
+        if fmt == "reasoned_verdict":
+            first, second = TEXT_RE.search(user).groups()
+            _, desc = CRIT_RE.search(user).groups()
+            data = {"analysis": "One text is longer than the other.", "verdict": self.preferred(first, second, desc)}
+        elif fmt == "warmup":
+            data = {"observations": ["The better text is longer and more thorough."]}
+        elif fmt == "proposal":
+            n = body["response_format"]["json_schema"]["schema"]["properties"]["criteria"]["maxItems"]
+            with self._lock:
+                pool = self.script.initial if self._proposals == 0 else self.script.replacements
+                self._proposals += 1
+            fresh = [c for c in pool if f"- {c['name']}:" not in user]
+            data = {"criteria": fresh[:n]}
+        elif fmt == "critique":
+            data = {"critique": self.script.critique}
+        elif fmt == "rewrite":
+            data = {"description": self.script.rewrite}
+        else:
+            raise ValueError(f"unknown format {fmt}")
+        return self._completion(json.dumps(data), len(user) // 4)
+
+    @staticmethod
+    def _completion(content: str, prompt_tokens: int, logprobs: dict | None = None) -> dict:
+        return {"id": "cmpl-fake", "object": "chat.completion", "created": 0, "model": "fake",
+                "choices": [{"index": 0, "finish_reason": "stop", "logprobs": logprobs,
+                             "message": {"role": "assistant", "content": content}}],
+                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": 1,
+                          "total_tokens": prompt_tokens + 1,
+                          "prompt_tokens_details": {"cached_tokens": prompt_tokens // 2}}}
