@@ -73,10 +73,21 @@ class Manager:
         return observations
 
     async def propose(self, n: int, observations: Sequence[str], keep: Sequence[Criterion],
-                      banned: Sequence[Criterion], origin: str = "proposed") -> list[Criterion]:
-        """Up to n new criteria, distinct from the kept and the banned ones."""
-        if n <= 0:
-            return []
+                      banned: Sequence[Criterion], origin: str = "proposed", attempts: int = 3) -> list[Criterion]:
+        """Up to n new criteria, distinct from the kept and the banned ones; asks again (up to `attempts`
+        calls) while a small manager returns fewer than asked."""
+        out: list[Criterion] = []
+        for _ in range(attempts):
+            if len(out) >= n:
+                break
+            new = await self._propose_once(n - len(out), observations, [*keep, *out], banned, origin)
+            if not new:
+                break
+            out += new
+        return out
+
+    async def _propose_once(self, n: int, observations: Sequence[str], keep: Sequence[Criterion],
+                            banned: Sequence[Criterion], origin: str) -> list[Criterion]:
         msgs = render_messages("manager_propose.j2", n=n, observations=list(observations), keep=list(keep),
                                banned=list(banned))
         res = await self.client.chat(msgs, phase="propose", max_tokens=120 * n + 50, json_schema=proposal_schema(n))

@@ -20,7 +20,7 @@ EXIT_INPUT, EXIT_BUDGET, EXIT_FAILED, EXIT_INTERRUPTED = 2, 3, 1, 130
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("httpx", "httpcore", "openai", "aiosqlite"):
+    for noisy in ("httpx", "httpx2", "httpcore", "httpcore2", "openai", "aiosqlite"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -76,6 +76,15 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--max-tokens", type=int, help="stop cleanly (resumable) after this many paid tokens")
     _add_endpoint_args(m)
 
+    e = sub.add_parser("eval", help="measure mined criteria on human-labelled test pairs")
+    e.add_argument("--pairs", required=True, help="labelled test pairs (never the seed pairs)")
+    e.add_argument("--criteria", required=True, type=Path, help="criteria.json of a mining run")
+    e.add_argument("--out", type=Path, help="output directory (default: <run>/eval)")
+    e.add_argument("--sample", type=int, help="evaluate a seeded random sample of this many pairs")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--max-text-chars", type=int, default=2400)
+    _add_endpoint_args(e)
+
     s = sub.add_parser("serve", help="run the embedded llama.cpp server in the foreground")
     s.add_argument("--model", default="qwen2.5-coder-0.5b", help="embedded model name or a .gguf path")
     s.add_argument("--host", default="127.0.0.1")
@@ -104,6 +113,17 @@ def _cmd_mine(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from critmine.eval.evaluate import run_eval, table
+
+    _, worker = _endpoints(args)
+    out = args.out or args.criteria.parent / "eval"
+    result = run_eval(args.pairs, args.criteria, out, worker, sample=args.sample, seed=args.seed,
+                      max_text_chars=args.max_text_chars)
+    sys.stdout.write(table(result) + f"\n\nwall time {result['wall_s']:.1f} s; wrote {out / 'eval.json'}\n")
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from critmine.embedded import serve_foreground
 
@@ -113,7 +133,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
-    handlers = {"mine": _cmd_mine, "serve": _cmd_serve}
+    handlers = {"mine": _cmd_mine, "eval": _cmd_eval, "serve": _cmd_serve}
     try:
         return handlers[args.command](args)
     except InputError as e:

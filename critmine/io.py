@@ -138,6 +138,16 @@ def iter_documents(path: str | os.PathLike) -> Iterator[Document]:
     return iter_records(path, Document)
 
 
+def _publish(fh, target: Path) -> None:
+    """fsync a finished temp file, give it ordinary permissions and move it into place."""
+    with open(fh.name, "rb+") as f:
+        os.fsync(f.fileno())
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(fh.name, 0o666 & ~umask)
+    os.replace(fh.name, target)
+
+
 def write_jsonl_atomic(path: str | os.PathLike, records: Iterable[BaseModel | dict]) -> None:
     """Write JSONL through a temp file and rename, so readers never see a partial file."""
     p = Path(path)
@@ -145,9 +155,7 @@ def write_jsonl_atomic(path: str | os.PathLike, records: Iterable[BaseModel | di
     with tempfile.NamedTemporaryFile("w", dir=p.parent, delete=False, suffix=".tmp", encoding="utf-8") as fh:
         for r in records:
             fh.write((r.model_dump_json() if isinstance(r, BaseModel) else json.dumps(r, ensure_ascii=False)) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(fh.name, p)
+    _publish(fh, p)
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
@@ -156,6 +164,4 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     with tempfile.NamedTemporaryFile("w", dir=p.parent, delete=False, suffix=".tmp", encoding="utf-8") as fh:
         json.dump(obj, fh, indent=2, ensure_ascii=False, default=str)
         fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(fh.name, p)
+    _publish(fh, p)

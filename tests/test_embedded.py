@@ -1,0 +1,116 @@
+"""End to end on the real embedded model (llama.cpp + Qwen2.5-Coder-0.5B from PyPI): no orphan server, ever."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from critmine import embedded
+from critmine.agents.worker import Worker
+from critmine.embedded import EmbeddedError, EmbeddedServer
+from critmine.llm import Endpoint, LLMClient, Usage
+from critmine.records import Criterion, Pair
+
+pytestmark = pytest.mark.embedded
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def llama_servers() -> set[int]:
+    pids = set()
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if b"llama-server" in (d / "cmdline").read_bytes().split(b"\0")[0]:
+                    pids.add(int(d.name))
+            except OSError:
+                continue
+    return pids
+
+
+def wait_gone(before: set[int], timeout: float = 15) -> set[int]:
+    deadline = time.monotonic() + timeout
+    while (left := llama_servers() - before) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return left
+
+
+@pytest.fixture
+def forum_seeds(tmp_path) -> Path:
+    lines = (ROOT / "data/forum/seed.jsonl").read_text().splitlines()[:4]
+    path = tmp_path / "seeds.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _mine(seeds: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "critmine.cli", "mine", "--pairs", str(seeds), "--out", str(out),
+            "--n-criteria", "2", "--iterations", "0", "--max-text-chars", "600", *extra]
+
+
+def test_mine_without_base_url_runs_on_the_embedded_model_and_leaves_no_server(forum_seeds, tmp_path):
+    before = llama_servers()
+    res = subprocess.run(_mine(forum_seeds, tmp_path / "run"), capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    data = json.loads((tmp_path / "run" / "criteria.json").read_text())
+    assert data["criteria"] and all(c["coverage"] is not None for c in data["criteria"])
+    usage = json.loads((tmp_path / "run" / "usage.json").read_text())["phases"]
+    assert usage["judge"]["calls"] > 0 and usage["judge"]["cached_tokens"] > 0  # llama.cpp reused the prefix
+    assert wait_gone(before, timeout=1) == set()
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGKILL, -9)])
+def test_interrupt_or_kill_leaves_no_server(forum_seeds, tmp_path, sig, code):
+    before = llama_servers()
+    proc = subprocess.Popen(_mine(forum_seeds, tmp_path / "run"), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (llama_servers() - before) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert llama_servers() - before, "the embedded server never started"
+    time.sleep(3)  # mid-run
+    proc.send_signal(sig)
+    assert proc.wait(60) == code
+    assert wait_gone(before) == set()
+
+
+def test_checksum_mismatch_is_refused_and_nothing_is_kept(tmp_path, monkeypatch):
+    spec = embedded.MODELS["qwen2.5-coder-0.5b"]
+    monkeypatch.setitem(embedded.MODELS, "tampered", spec.__class__(**{**spec.__dict__, "sha256": "0" * 64}))
+    monkeypatch.setattr(embedded, "cache_dir", lambda: tmp_path)
+    with pytest.raises(EmbeddedError, match="does not match its pinned checksum"):
+        embedded.model_path("tampered")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_swap_and_logprob_verdicts_pick_the_well_written_text():
+    good = ["Photosynthesis converts light energy into chemical energy stored in glucose.",
+            "Water boils at 100 degrees Celsius at sea level because its vapour pressure equals the air pressure.",
+            "The French Revolution began in 1789 and ended the absolute monarchy of Louis XVI.",
+            "A prime number has exactly two divisors: one and itself."]
+    bad = ["light plant sugar the the energy energy makes it green green",
+           "boil water hot hot 100 it is is because air",
+           "france king 1789 revolution people the the angry yes",
+           "prime number it is number divide one yes maybe two"]
+    pairs = [Pair(id=str(i), a=g if i % 2 else b, b=b if i % 2 else g, better="a" if i % 2 else "b")
+             for i, (g, b) in enumerate(zip(good, bad))]
+    crit = Criterion(name="well_written", description="Prefer the text that is fluent, grammatical and informative.")
+
+    async def go(base_url):
+        client = LLMClient(Endpoint(base_url=base_url, model="qwen2.5-coder-0.5b", kind="llamacpp"), usage=Usage())
+        try:
+            return await Worker(client).judge_all(pairs, [crit])
+        finally:
+            await client.aclose()
+
+    with EmbeddedServer() as server:
+        js = asyncio.run(go(server.base_url))
+    both = {j.pair_id: j.verdict for j in js if j.order == "both"}
+    assert sum(both[p.id] == p.better for p in pairs) >= 3, both
