@@ -5,19 +5,14 @@ from __future__ import annotations
 from pydantic import BaseModel, Field, model_validator
 
 from critmine.llm import Budget
+from critmine.llm.client import RequestPolicy
 
 
-class EndpointConfig(BaseModel):
-    """How to reach a model: a URL, or the name of an embedded model critmine starts itself."""
+class EndpointConfig(RequestPolicy):
+    """How to reach a model: a URL, or (no URL) the name of an embedded model critmine starts itself."""
 
     base_url: str | None = None
-    model: str = "qwen2.5-coder-0.5b"
-    api_key: str = Field("none", exclude=True)
     kind: str = "auto"
-    timeout_s: float = 120.0
-    max_retries: int = 4
-    concurrency: int = 1
-    backoff_s: float = 0.5
 
 
 class MineConfig(BaseModel):

@@ -23,6 +23,5 @@ def resolve(cfg: EndpointConfig, stack: contextlib.ExitStack, started: dict[str,
         base_url, kind = started[cfg.model], "llamacpp"
     elif kind == "auto":
         kind = detect_server_kind(base_url, cfg.api_key)
-    return Endpoint(base_url=base_url, model=cfg.model, api_key=cfg.api_key, kind=kind, timeout_s=cfg.timeout_s,
-                    max_retries=cfg.max_retries, concurrency=cfg.concurrency, backoff_s=cfg.backoff_s)
+    return Endpoint(**cfg.model_dump(exclude={"base_url", "kind"}), api_key=cfg.api_key, base_url=base_url, kind=kind)
 

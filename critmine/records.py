@@ -12,20 +12,25 @@ Order = Literal["ab", "ba", "both"]
 Band = Literal["good", "mid", "low"]
 
 
-class Pair(BaseModel):
-    """Two texts and, when labelled, which one is better data."""
+class _InputRecord(BaseModel):
+    """A user-supplied record: strict fields, an id (integers accepted as text), free-form meta."""
 
     model_config = ConfigDict(extra="forbid")
     id: str
-    a: str
-    b: str
-    better: Side | None = None
     meta: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("id", mode="before")
     @classmethod
     def _id_as_str(cls, v: Any) -> Any:
         return str(v) if isinstance(v, int) else v
+
+
+class Pair(_InputRecord):
+    """Two texts and, when labelled, which one is better data."""
+
+    a: str
+    b: str
+    better: Side | None = None
 
     @field_validator("a", "b")
     @classmethod
@@ -35,18 +40,10 @@ class Pair(BaseModel):
         return v
 
 
-class Document(BaseModel):
+class Document(_InputRecord):
     """One corpus document."""
 
-    model_config = ConfigDict(extra="forbid")
-    id: str
     text: str
-    meta: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("id", mode="before")
-    @classmethod
-    def _id_as_str(cls, v: Any) -> Any:
-        return str(v) if isinstance(v, int) else v
 
     @field_validator("text")
     @classmethod

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import openai
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from critmine.llm.adapters import ServerKind, choice_constraint, prompt_cache_hint
 from critmine.llm.cache import ResponseCache, request_key
@@ -20,17 +20,22 @@ from critmine.llm.usage import Budget, BudgetExceeded, Usage
 log = logging.getLogger(__name__)
 
 
-class Endpoint(BaseModel):
-    """Where and how to reach one model."""
+class RequestPolicy(BaseModel):
+    """Which model, and how patiently and how many at a time to ask it."""
 
-    base_url: str
-    model: str
-    api_key: str = "none"
-    kind: ServerKind = "openai"
+    model: str = "qwen2.5-coder-0.5b"
+    api_key: str = Field("none", exclude=True)
     timeout_s: float = 120.0
     max_retries: int = 4
-    concurrency: int = 4
+    concurrency: int = 1
     backoff_s: float = 0.5
+
+
+class Endpoint(RequestPolicy):
+    """A live endpoint: a resolved URL and the server's dialect."""
+
+    base_url: str
+    kind: ServerKind = "openai"
 
 
 class BadOutput(Exception):
