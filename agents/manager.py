@@ -42,8 +42,10 @@ def normalise_name(name: str) -> str:
 class Manager:
     """The manager LLM's four skills: warm-up, propose, reflect, refine."""
 
-    def __init__(self, client: LLMClient, *, max_text_chars: int = 800, warmup_batch_chars: int = 6000):
+    def __init__(self, client: LLMClient, *, max_text_chars: int = 800, warmup_batch_chars: int = 6000,
+                 retry_temperature: float = 0.8):
         self.client = client
+        self.retry_temperature = retry_temperature
         self.max_text_chars = max_text_chars
         self.warmup_batch_chars = warmup_batch_chars
 
@@ -75,22 +77,25 @@ class Manager:
     async def propose(self, n: int, observations: Sequence[str], keep: Sequence[Criterion],
                       banned: Sequence[Criterion], origin: str = "proposed", attempts: int = 3) -> list[Criterion]:
         """Up to n new criteria, distinct from the kept and the banned ones; asks again (up to `attempts`
-        calls) while a small manager returns fewer than asked."""
+        calls) while a small manager returns fewer than asked. Follow-up calls sample at `retry_temperature`
+        so that a model which repeats itself at temperature 0 can still come up with something new."""
         out: list[Criterion] = []
-        for _ in range(attempts):
+        for attempt in range(attempts):
             if len(out) >= n:
                 break
-            new = await self._propose_once(n - len(out), observations, [*keep, *out], banned, origin)
+            temperature = 0.0 if attempt == 0 else self.retry_temperature
+            new = await self._propose_once(n - len(out), observations, [*keep, *out], banned, origin, temperature)
             if not new:
                 break
             out += new
         return out
 
     async def _propose_once(self, n: int, observations: Sequence[str], keep: Sequence[Criterion],
-                            banned: Sequence[Criterion], origin: str) -> list[Criterion]:
+                            banned: Sequence[Criterion], origin: str, temperature: float) -> list[Criterion]:
         msgs = render_messages("manager_propose.j2", n=n, observations=list(observations), keep=list(keep),
                                banned=list(banned))
-        res = await self.client.chat(msgs, phase="propose", max_tokens=120 * n + 50, json_schema=proposal_schema(n))
+        res = await self.client.chat(msgs, phase="propose", max_tokens=120 * n + 50, temperature=temperature,
+                                     json_schema=proposal_schema(n))
         if res.failed or not isinstance(res.data, dict):
             return []
         taken = {c.name for c in keep} | {c.name for c in banned}

@@ -20,7 +20,7 @@ LETTERS = ("A", "B", "N")
 REASONED_SCHEMA = {
     "title": "reasoned_verdict",
     "type": "object",
-    "properties": {"analysis": {"type": "string"}, "verdict": {"type": "string", "enum": list(LETTERS)}},
+    "properties": {"analysis": {"type": "string", "maxLength": 500}, "verdict": {"type": "string", "enum": list(LETTERS)}},
     "required": ["analysis", "verdict"],
     "additionalProperties": False,
 }
@@ -135,7 +135,7 @@ class Worker:
     async def reason(self, pair: Pair, criterion: Criterion, phase: str = "reflect") -> Judgment:
         """Reasoned mode, order ab: the worker's analysis for one pair (used only for wrong cases)."""
         res = await self.client.chat(self.build_messages("worker_reasoned.j2", pair, criterion, "ab"), phase=phase,
-                                     max_tokens=300, json_schema=REASONED_SCHEMA)
+                                     max_tokens=200, json_schema=REASONED_SCHEMA)
         j = Judgment(pair_id=pair.id, criterion=criterion.name, version=criterion.version, order="ab",
                      prompt_tokens=res.prompt_tokens, completion_tokens=res.completion_tokens,
                      cached=res.cached, failed=res.failed)

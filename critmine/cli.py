@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--iterations", type=int, default=3)
     m.add_argument("--thresholds", type=_thresholds, default=(0.5, 0.75), help="LOW,GOOD accuracy bands")
     m.add_argument("--folds", type=int, default=3)
+    m.add_argument("--max-reflect-cases", type=int, default=3, help="wrong cases reflected on per mid criterion")
     m.add_argument("--patience", type=int, default=2, help="stop after this many iterations without improvement")
     m.add_argument("--max-text-chars", type=int, default=2400, help="texts are cut to this (head and tail kept)")
     m.add_argument("--max-calls", type=int, help="stop cleanly (resumable) after this many paid LLM calls")
@@ -101,7 +102,7 @@ def _cmd_mine(args: argparse.Namespace) -> int:
         raise InputError("mine: --pairs is required (or --resume an existing run)")
     cfg = MineConfig(pairs=str(args.pairs or ""), out=str(args.out), manager=manager, worker=worker,
                      n_criteria=args.n_criteria, iterations=args.iterations, low_threshold=low,
-                     good_threshold=good, folds=args.folds, patience=args.patience,
+                     good_threshold=good, folds=args.folds, patience=args.patience, max_reflect_cases=args.max_reflect_cases,
                      max_text_chars=args.max_text_chars, budget=Budget(max_calls=args.max_calls,
                                                                         max_tokens=args.max_tokens))
     run_dir = run_mine(cfg, resume=args.resume)

@@ -84,7 +84,8 @@ async def _run_flow(cfg: MineConfig, pairs: list[Pair], run_dir: Path, usage: Us
             started: dict[str, str] = {}
             manager_ep = resolve(cfg.manager, stack, started)
             worker_ep = resolve(cfg.worker, stack, started)
-            clients = [LLMClient(ep, usage=usage, cache=cache, budget=cfg.budget) for ep in (manager_ep, worker_ep)]
+            clients = [LLMClient(ep, usage=usage, cache=cache, budget=cfg.budget, on_paid=save_usage)
+                       for ep in (manager_ep, worker_ep)]
             manager = Manager(clients[0], max_text_chars=min(cfg.max_text_chars, 1200))
             worker = Worker(clients[1], max_text_chars=cfg.max_text_chars, top_logprobs=cfg.top_logprobs)
             flow = MiningFlow(cfg, pairs, manager, worker, run_dir, on_step=save_usage)

@@ -43,6 +43,8 @@ def test_kill_9_then_resume_repeats_no_answered_call(seeds, tmp_path):
         assert max(fake.keys.values()) == 1, "an answered request was sent again after resume"
         assert fake.answered == clean_requests  # the two runs together made exactly the calls of one clean run
         usage = json.loads((out / "usage.json").read_text())["phases"]
+        paid = sum(p["calls"] for p in usage.values())
+        assert paid == clean_requests  # counts survived the kill: every answered request was counted once
         assert sum(p["cached_calls"] for p in usage.values()) > 0  # the resumed judge node was served from cache
 
     resumed = json.loads((out / "criteria.json").read_text())

@@ -105,8 +105,11 @@ class LLMClient:
     """Chat completions against one endpoint, with every concern of calling an LLM kept in this class."""
 
     def __init__(self, endpoint: Endpoint, *, usage: Usage, cache: ResponseCache | None = None,
-                 budget: Budget | None = None, backoff_cap_s: float = 20.0):
+                 budget: Budget | None = None, backoff_cap_s: float = 20.0,
+                 on_paid: Callable[[], None] | None = None):
+        """`on_paid` runs after every paid call (e.g. to persist usage, so a kill loses no count)."""
         self.endpoint = endpoint
+        self._on_paid = on_paid or (lambda: None)
         self.usage = usage
         self.cache = cache
         self.budget = budget or Budget()
@@ -188,9 +191,11 @@ class LLMClient:
                     stats.cached_tokens += res.cached_tokens
                     if self.cache is not None:
                         self.cache.put(key, payload)
+                    self._on_paid()
                     return res
             base, cap = self._backoff
             await asyncio.sleep(min(cap, base * 2**attempt) * random.uniform(0.5, 1.5))
         stats.failures += 1
+        self._on_paid()
         log.warning("LLM call failed for good (%s phase): %s", phase, last_error)
         return LLMResult(failed=True, error=last_error)
