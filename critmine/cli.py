@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -131,9 +133,23 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return serve_foreground(args.model, host=args.host, port=args.port)
 
 
+def _terminate(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None  # SIGTERM cleans up like Ctrl-C
+    try:
+        return _dispatch(args)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     handlers = {"mine": _cmd_mine, "eval": _cmd_eval, "serve": _cmd_serve}
     try:
         return handlers[args.command](args)

@@ -66,7 +66,7 @@ def test_mine_without_base_url_runs_on_the_embedded_model_and_leaves_no_server(f
     assert wait_gone(before, timeout=1) == set()
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGKILL, -9)])
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 130), (signal.SIGKILL, -9)])
 def test_interrupt_or_kill_leaves_no_server(forum_seeds, tmp_path, sig, code):
     before = llama_servers()
     proc = subprocess.Popen(_mine(forum_seeds, tmp_path / "run"), stdout=subprocess.DEVNULL,
