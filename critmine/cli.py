@@ -86,12 +86,21 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--sample", type=int, help="evaluate a seeded random sample of this many pairs")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--max-text-chars", type=int, default=2400)
+    e.add_argument("--engine", choices=["server", "vllm-offline"], default="server",
+                   help="vllm-offline: judge in-process with vllm.LLM, fully batched (--model: checkpoint or name)")
+    e.add_argument("--kv-cache-memory-bytes", type=int, help="vllm-offline: KV cache size (needed on CPU)")
     _add_endpoint_args(e)
 
-    s = sub.add_parser("serve", help="run the embedded llama.cpp server in the foreground")
-    s.add_argument("--model", default="qwen2.5-coder-0.5b", help="embedded model name or a .gguf path")
+    s = sub.add_parser("serve", help="run a model server (embedded llama.cpp or vLLM) in the foreground")
+    s.add_argument("--engine", choices=["embedded", "vllm"], default="embedded")
+    s.add_argument("--model", default="qwen2.5-coder-0.5b",
+                   help="embedded model name, a .gguf path, or (vllm) a checkpoint directory")
+    s.add_argument("--served-model-name", help="vllm: the name clients use (default: --model)")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8080)
+    s.add_argument("--tensor-parallel-size", type=int, default=1)
+    s.add_argument("--max-model-len", type=int, default=4096)
+    s.add_argument("--kv-cache-memory-bytes", type=int, help="vllm: KV cache size (needed on CPU machines)")
     return parser
 
 
@@ -122,15 +131,22 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     _, worker = _endpoints(args)
     out = args.out or args.criteria.parent / "eval"
     result = run_eval(args.pairs, args.criteria, out, worker, sample=args.sample, seed=args.seed,
-                      max_text_chars=args.max_text_chars)
+                      max_text_chars=args.max_text_chars, engine=args.engine,
+                      kv_cache_memory_bytes=args.kv_cache_memory_bytes)
     sys.stdout.write(table(result) + f"\n\nwall time {result['wall_s']:.1f} s; wrote {out / 'eval.json'}\n")
     return 0
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from critmine.embedded import serve_foreground
+    if args.engine == "vllm":
+        from critmine.vllm_backend import VllmServer
 
-    return serve_foreground(args.model, host=args.host, port=args.port)
+        return VllmServer(args.model, served_name=args.served_model_name, host=args.host, port=args.port,
+                          tensor_parallel_size=args.tensor_parallel_size, max_model_len=args.max_model_len,
+                          kv_cache_memory_bytes=args.kv_cache_memory_bytes).serve_forever()
+    from critmine.embedded import EmbeddedServer
+
+    return EmbeddedServer(args.model, host=args.host, port=args.port).serve_forever()
 
 
 def _terminate(signum, frame) -> None:

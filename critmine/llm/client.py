@@ -101,6 +101,36 @@ def _top_logprobs(choice: dict) -> list[dict[str, float]]:
     return out
 
 
+def request_params(kind: ServerKind, max_tokens: int, temperature: float, json_schema: dict | None,
+                   choices: list[str] | None, top_logprobs: int | None) -> tuple[dict, dict]:
+    """(OpenAI parameters, server-specific extra_body) of one chat request; both are part of the cache key."""
+    params: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature}
+    extra: dict[str, Any] = dict(prompt_cache_hint(kind))
+    if json_schema is not None:
+        params["response_format"] = {"type": "json_schema", "json_schema": {
+            "name": json_schema.get("title", "answer"), "schema": json_schema, "strict": True}}
+    if choices:
+        extra.update(choice_constraint(kind, choices))
+    if top_logprobs:
+        params["logprobs"] = True
+        params["top_logprobs"] = top_logprobs
+    return params, extra
+
+
+def result_from_payload(payload: dict, parse: Callable[[str], Any] | None, cached: bool) -> LLMResult:
+    """An LLMResult from an OpenAI-format chat completion (as served, or as the offline engine writes it)."""
+    choices = payload.get("choices") or []
+    if not choices:
+        raise BadOutput("response has no choices")
+    text = (choices[0].get("message") or {}).get("content")
+    if text is None:
+        raise BadOutput("response has no message content")
+    data = parse(text) if parse else None
+    p, c, k = _tokens(payload)
+    return LLMResult(text=text, data=data, top_logprobs=_top_logprobs(choices[0]), prompt_tokens=p,
+                     completion_tokens=c, cached_tokens=k, cached=cached)
+
+
 class LLMClient:
     """Chat completions against one endpoint, with every concern of calling an LLM kept in this class."""
 
@@ -121,32 +151,6 @@ class LLMClient:
     async def aclose(self) -> None:
         await self._client.close()
 
-    def _request(self, messages: list[dict], max_tokens: int, temperature: float, json_schema: dict | None,
-                 choices: list[str] | None, top_logprobs: int | None) -> tuple[dict, dict]:
-        params: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature}
-        extra: dict[str, Any] = dict(prompt_cache_hint(self.endpoint.kind))
-        if json_schema is not None:
-            params["response_format"] = {"type": "json_schema", "json_schema": {
-                "name": json_schema.get("title", "answer"), "schema": json_schema, "strict": True}}
-        if choices:
-            extra.update(choice_constraint(self.endpoint.kind, choices))
-        if top_logprobs:
-            params["logprobs"] = True
-            params["top_logprobs"] = top_logprobs
-        return params, extra
-
-    def _result(self, payload: dict, parse: Callable[[str], Any] | None, cached: bool) -> LLMResult:
-        choices = payload.get("choices") or []
-        if not choices:
-            raise BadOutput("response has no choices")
-        text = (choices[0].get("message") or {}).get("content")
-        if text is None:
-            raise BadOutput("response has no message content")
-        data = parse(text) if parse else None
-        p, c, k = _tokens(payload)
-        return LLMResult(text=text, data=data, top_logprobs=_top_logprobs(choices[0]), prompt_tokens=p,
-                         completion_tokens=c, cached_tokens=k, cached=cached)
-
     async def chat(self, messages: list[dict], *, phase: str, max_tokens: int = 256, temperature: float = 0.0,
                    json_schema: dict | None = None, choices: list[str] | None = None,
                    top_logprobs: int | None = None, parse: Callable[[str], Any] | None = None) -> LLMResult:
@@ -157,12 +161,13 @@ class LLMClient:
         """
         if json_schema is not None and parse is None:
             parse = parse_json_tolerant
-        params, extra = self._request(messages, max_tokens, temperature, json_schema, choices, top_logprobs)
+        params, extra = request_params(self.endpoint.kind, max_tokens, temperature, json_schema, choices,
+                                       top_logprobs)
         key = request_key(self.endpoint.model, messages, {**params, **extra})
         stats = self.usage.phase(phase)
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
             try:
-                res = self._result(hit, parse, cached=True)
+                res = result_from_payload(hit, parse, cached=True)
                 stats.cached_calls += 1
                 return res
             except BadOutput:
@@ -176,7 +181,7 @@ class LLMClient:
                     resp = await self._client.chat.completions.create(
                         model=self.endpoint.model, messages=messages, extra_body=extra or None, **params)
                     payload = resp.model_dump() if hasattr(resp, "model_dump") else json.loads(str(resp))
-                    res = self._result(payload, parse, cached=False)
+                    res = result_from_payload(payload, parse, cached=False)
                 except BudgetExceeded:
                     raise
                 except Exception as exc:  # noqa: BLE001 - classified below; non-retryable ones fail the call

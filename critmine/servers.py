@@ -1,0 +1,117 @@
+"""Model servers critmine starts itself: own process group, parent-death signal, health wait, clean stop."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+
+class ServerError(RuntimeError):
+    """A model server could not be prepared or started."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    os.setsid()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class ManagedServer:
+    """Context manager around an OpenAI-compatible server process; subclasses say how to start it."""
+
+    def __init__(self, name: str, *, host: str = "127.0.0.1", port: int | None = None,
+                 ready_timeout_s: float = 300.0):
+        self.name, self.host, self.port = name, host, port or free_port()
+        self.ready_timeout_s = ready_timeout_s
+        self.proc: subprocess.Popen | None = None
+        self.log_file: Path | None = None
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def start(self) -> "ManagedServer":
+        cmd = self.command()
+        fd, name = tempfile.mkstemp(prefix="critmine-server-", suffix=".log")
+        self.log_file = Path(name)
+        log.info("starting %s on %s", self.name, self.base_url)
+        self.proc = subprocess.Popen(cmd, stdout=fd, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     preexec_fn=_die_with_parent)
+        os.close(fd)
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self) -> None:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < self.ready_timeout_s:
+            if self.proc.poll() is not None:
+                raise ServerError(f"{self.name} exited with code {self.proc.returncode}: {self._log_tail()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://{self.host}:{self.port}/health", timeout=2).status_code == 200:
+                    log.info("%s ready in %.1f s", self.name, time.monotonic() - t0)
+                    return
+            time.sleep(0.25)
+        raise ServerError(f"{self.name} not ready after {self.ready_timeout_s:.0f} s: {self._log_tail()}")
+
+    def _log_tail(self) -> str:
+        if not self.log_file or not self.log_file.exists():
+            return ""
+        return " | ".join(self.log_file.read_text(errors="replace").strip().splitlines()[-3:])
+
+    def stop(self) -> None:
+        """SIGTERM the server's whole process group, SIGKILL if it lingers."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+        log.info("%s stopped", self.name)
+        if self.log_file:
+            self.log_file.unlink(missing_ok=True)
+
+    def __enter__(self) -> "ManagedServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def serve_forever(self) -> int:
+        """Run in the foreground until Ctrl-C / SIGTERM (`critmine serve`)."""
+        with self:
+            log.info("serving %s at %s (Ctrl-C to stop)", self.name, self.base_url)
+            try:
+                while self.proc.poll() is None:
+                    time.sleep(0.5)
+            except KeyboardInterrupt:
+                pass
+        return 0

@@ -1,0 +1,75 @@
+"""vLLM for real on CPU (`make test-vllm`): the worker's verdict/logprob path through vLLM's OpenAI server, and the
+offline batch engine giving the same probabilities."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import pytest
+
+from critmine.agents.worker import LETTERS, Worker
+from critmine.llm import Endpoint, LLMClient, Usage, detect_server_kind
+from critmine.records import Criterion, Pair
+
+pytestmark = pytest.mark.vllm
+MODEL = "qwen2.5-coder-0.5b"
+KV = 1 << 30  # on CPU, reserve 1 GiB for the KV cache instead of 92% of the machine
+
+GOOD = ["Photosynthesis converts light energy into chemical energy stored in glucose.",
+        "Water boils at 100 degrees Celsius at sea level because its vapour pressure equals the air pressure.",
+        "The French Revolution began in 1789 and ended the absolute monarchy of Louis XVI."]
+BAD = ["light plant sugar the the energy energy makes it green green",
+       "boil water hot hot 100 it is is because air",
+       "france king 1789 revolution people the the angry yes"]
+PAIRS = [Pair(id=str(i), a=g if i % 2 else b, b=b if i % 2 else g, better="a" if i % 2 else "b")
+         for i, (g, b) in enumerate(zip(GOOD, BAD))]
+CRITERIA = [Criterion(name="well_written", description="Prefer the text that is fluent, grammatical and informative."),
+            Criterion(name="factual", description="Prefer the text that states a correct fact clearly.")]
+
+
+def _check(judgments) -> dict:
+    by_order = {(j.pair_id, j.criterion, j.order): j for j in judgments}
+    assert len(by_order) == len(PAIRS) * len(CRITERIA) * 3
+    for j in judgments:
+        assert not j.failed
+        assert math.isclose(j.p_a + j.p_b + j.p_none, 1.0, abs_tol=1e-6)
+    return {k: (j.p_a, j.p_b, j.p_none) for k, j in by_order.items() if k[2] != "both"}
+
+
+@pytest.fixture(scope="module")
+def server_probs():
+    from critmine.vllm_backend import VllmServer
+
+    async def judge(url: str, usage: Usage):
+        kind = detect_server_kind(url)
+        assert kind == "vllm"
+        client = LLMClient(Endpoint(base_url=url, model=MODEL, kind=kind, timeout_s=300), usage=usage)
+        try:
+            return await Worker(client).judge_all(PAIRS, CRITERIA)
+        finally:
+            await client.aclose()
+
+    usage = Usage()
+    with VllmServer(MODEL, kv_cache_memory_bytes=KV) as server:
+        judgments = asyncio.run(judge(server.base_url, usage))
+    assert usage.phase("judge").calls == len(PAIRS) * len(CRITERIA) * 2 and usage.phase("judge").failures == 0
+    return _check(judgments)
+
+
+def test_server_verdicts_are_constrained_letters_with_logprobs(server_probs):
+    # Swapping the order swaps which side each letter means: every order's distribution is over A/B/N only.
+    assert all(max(p) > 0.3 for p in server_probs.values())
+    assert set(LETTERS) == {"A", "B", "N"}
+
+
+def test_offline_batch_gives_the_same_probabilities_as_the_server(server_probs):
+    from critmine.llm.vllm_offline import VllmOfflineClient
+
+    usage = Usage()
+    client = VllmOfflineClient(MODEL, usage=usage, kv_cache_memory_bytes=KV)
+    judgments = asyncio.run(Worker(client).judge_all(PAIRS, CRITERIA))
+    offline = _check(judgments)
+    assert usage.phase("judge").calls == len(PAIRS) * len(CRITERIA) * 2
+    for key, probs in server_probs.items():
+        assert offline[key] == pytest.approx(probs, abs=0.03), key
