@@ -91,6 +91,25 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--kv-cache-memory-bytes", type=int, help="vllm-offline: KV cache size (needed on CPU)")
     _add_endpoint_args(e)
 
+    ps = sub.add_parser("pairs", help="make pairs to label").add_subparsers(dest="pairs_command", required=True)
+    sp = ps.add_parser("sample", help="random length-matched pairs of documents from a corpus (streamed)")
+    sp.add_argument("corpus", help="documents: JSONL, Parquet, CSV or a saved dataset")
+    sp.add_argument("--n", type=int, default=40)
+    sp.add_argument("--out", required=True, type=Path)
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--group-by", help="pair only documents with the same value of this meta key")
+    sp.add_argument("--length-ratio", type=float, default=1.5, help="longer text at most this many times the shorter")
+
+    lb = sub.add_parser("label", help="label pairs in the browser; export labels; agreement statistics")
+    lb.add_argument("pairs", help="pairs file (labels are logged beside it, in PAIRS.labels.jsonl)")
+    lb.add_argument("--annotator", default="annotator")
+    lb.add_argument("--host", default="127.0.0.1", help="bind address (default: this machine only)")
+    lb.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    lb.add_argument("--open", action="store_true", help="open the page in a browser")
+    lb.add_argument("--note", default="", help="instruction shown above the texts")
+    lb.add_argument("--export", type=Path, metavar="OUT", help="write labelled pairs (majority over annotators)")
+    lb.add_argument("--stats", action="store_true", help="print per-annotator counts, agreement and kappa")
+
     s = sub.add_parser("serve", help="run a model server (embedded llama.cpp or vLLM) in the foreground")
     s.add_argument("--engine", choices=["embedded", "vllm"], default="embedded")
     s.add_argument("--model", default="qwen2.5-coder-0.5b",
@@ -137,6 +156,39 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_pairs(args: argparse.Namespace) -> int:
+    from critmine.io import iter_documents, write_jsonl_atomic
+    from critmine.sampling import sample_pairs
+
+    pairs = sample_pairs(iter_documents(args.corpus), args.n, seed=args.seed, length_ratio=args.length_ratio,
+                         group_by=args.group_by)
+    write_jsonl_atomic(args.out, pairs)
+    sys.stdout.write(f"wrote {len(pairs)} length-matched pairs to {args.out}\n")
+    return 0
+
+
+def _cmd_label(args: argparse.Namespace) -> int:
+    import json
+
+    from critmine.io import read_pairs, write_jsonl_atomic
+    from critmine.labels import LabelLog, export, log_path, stats
+
+    pairs = read_pairs(args.pairs)
+    log = LabelLog(log_path(args.pairs))
+    if args.export or args.stats:
+        if args.export:
+            done = export(pairs, log)
+            write_jsonl_atomic(args.export, done)
+            sys.stdout.write(f"wrote {len(done)} labelled pairs to {args.export} (ties, skips and split votes left out)\n")
+        if args.stats:
+            sys.stdout.write(json.dumps(stats(pairs, log), indent=2) + "\n")
+        return 0
+    from critmine.label_app import serve
+
+    return serve(pairs, args.pairs, args.annotator, host=args.host, port=args.port, note=args.note,
+                 open_browser=args.open)
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     if args.engine == "vllm":
         from critmine.vllm_backend import VllmServer
@@ -166,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    handlers = {"mine": _cmd_mine, "eval": _cmd_eval, "serve": _cmd_serve}
+    handlers = {"mine": _cmd_mine, "eval": _cmd_eval, "serve": _cmd_serve, "pairs": _cmd_pairs, "label": _cmd_label}
     try:
         return handlers[args.command](args)
     except InputError as e:
