@@ -1,6 +1,6 @@
 """The criteria-mining flow as a LangGraph StateGraph, checkpointed in the run directory.
 
-retrieve_knowledge → warmup → propose → [judge → score → reflect → revise] × iterations → finalize
+warmup → retrieve_knowledge → propose → [judge → score → reflect → revise] × iterations → finalize
 
 The state holds only small, JSON-able values (criteria, compact per-pair results); judgments go to files.
 Every LLM answer is cached, and LangGraph's SQLite checkpointer stores the state after every node, so a killed
@@ -19,7 +19,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import END, START, StateGraph
 from tqdm.auto import tqdm
 
-from critmine.agents import scoring
+from critmine.agents import knowledge, scoring
 from critmine.agents.manager import Manager
 from critmine.agents.worker import Worker
 from critmine.config import MineConfig
@@ -38,6 +38,7 @@ class FlowState(TypedDict, total=False):
     iteration: int
     observations: list[str]
     kb_criteria: list[dict]
+    kb_candidates: list[dict]
     criteria: dict[str, dict]  # name → accepted Criterion
     pending: dict[str, dict]  # name → {"criterion": Criterion, "rewrite": {critiques, driven_by} | None}
     critiques: dict[str, dict]
@@ -63,8 +64,34 @@ class MiningFlow:
 
     # -- nodes -------------------------------------------------------------------------------------------
     async def retrieve_knowledge(self, state: FlowState) -> FlowState:
-        log.info("knowledge base: no retrieval yet; the manager proposes every criterion")
-        return {"kb_criteria": []}
+        cfg = self.cfg
+        if cfg.no_kb or cfg.kb_max_candidates == 0:
+            log.info("knowledge base: off; the manager proposes every criterion")
+            return {"kb_criteria": []}
+        query = " ".join(state.get("observations", []))
+        ranked = knowledge.rank(knowledge.load_all(cfg.kb_file), query, cfg.kb_domains or None)
+        candidates = [Criterion(name=e.name, description=e.description, origin="knowledge_base", source=e.source)
+                      for _, e in ranked[: cfg.kb_max_candidates]]
+        with tqdm(total=len(self.pairs), desc=f"retrieve ({len(candidates)} knowledge-base criteria)",
+                  unit="pair") as bar:
+            js = await self.worker.judge_all(self.pairs, candidates, phase="retrieve", progress=bar)
+        results: dict[str, dict] = {}
+        for j in js:
+            if j.order == "both":
+                results.setdefault(j.criterion, {})[j.pair_id] = [j.p_a, j.p_b, j.p_none, j.verdict]
+        scored = sorted((self._score(c, {c.key: results.get(c.name, {})}) for c in candidates),
+                        key=lambda c: (c.seed_accuracy or 0.0, c.coverage or 0.0), reverse=True)
+        log.info("knowledge base: seed accuracy of %d retrieved candidates: %s", len(scored),
+                 ", ".join(f"{c.name}={c.seed_accuracy:.2f}" if c.seed_accuracy is not None else f"{c.name}=n/a"
+                           for c in scored))
+        limit = cfg.kb_max_initial if cfg.kb_max_initial is not None else cfg.n_criteria // 2
+        kept = [c for c in scored if (c.seed_accuracy or 0.0) >= cfg.kb_min_accuracy][:limit]
+        log.info("knowledge base: kept %s as initial criteria", ", ".join(c.name for c in kept) or "none")
+        # Start them fresh: the judge node scores them again (free, from the response cache).
+        fresh = [Criterion(name=c.name, description=c.description, origin=c.origin, source=c.source) for c in kept]
+        return {"kb_criteria": [c.model_dump() for c in fresh],
+                "kb_candidates": [c.model_dump(include={"name", "seed_accuracy", "coverage", "source"})
+                                  for c in scored]}
 
     async def warmup(self, state: FlowState) -> FlowState:
         obs = await self.manager.warmup(self.pairs)
@@ -200,6 +227,7 @@ class MiningFlow:
             "criteria": [c.model_dump() for c in final],
             "not_selected": [c.model_dump() for c in everything if c.name not in final_names],
             "replaced": state.get("banned") or [],
+            "knowledge_base_candidates": state.get("kb_candidates") or [],
             "flow_on_seeds": flow,
             "iterations_run": state.get("iteration", 0),
             "thresholds": {"low": self.cfg.low_threshold, "good": self.cfg.good_threshold},
@@ -235,8 +263,8 @@ class MiningFlow:
         names = ["retrieve_knowledge", "warmup", "propose", "judge", "score", "reflect", "revise", "finalize"]
         for n in names:
             g.add_node(n, self._step(getattr(self, n)))
-        g.add_edge(START, "retrieve_knowledge")
-        for a, b in [("retrieve_knowledge", "warmup"), ("warmup", "propose"), ("propose", "judge"),
+        g.add_edge(START, "warmup")
+        for a, b in [("warmup", "retrieve_knowledge"), ("retrieve_knowledge", "propose"), ("propose", "judge"),
                      ("judge", "score"), ("reflect", "revise"), ("revise", "judge"), ("finalize", END)]:
             g.add_edge(a, b)
         g.add_conditional_edges("score", lambda s: "finalize" if s.get("done") else "reflect",

@@ -16,6 +16,7 @@ from critmine.io import InputError
 from critmine.llm import Budget, BudgetExceeded
 
 log = logging.getLogger("critmine")
+DEFAULT_USER_KB = Path("~/.local/share/critmine/criteria.jsonl").expanduser()
 EXIT_INPUT, EXIT_BUDGET, EXIT_FAILED, EXIT_INTERRUPTED = 2, 3, 1, 130
 
 
@@ -75,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--max-reflect-cases", type=int, default=3, help="wrong cases reflected on per mid criterion")
     m.add_argument("--patience", type=int, default=2, help="stop after this many iterations without improvement")
     m.add_argument("--max-text-chars", type=int, default=2400, help="texts are cut to this (head and tail kept)")
+    m.add_argument("--kb", help="your knowledge-base file (from `critmine kb add`), used with the shipped one")
+    m.add_argument("--no-kb", action="store_true", help="ablation: no knowledge base")
+    m.add_argument("--kb-domains", default="", help="comma-separated domains, e.g. argument,fluency (default: all)")
+    m.add_argument("--kb-max-candidates", type=int, default=12, help="knowledge-base criteria judged on the seeds")
     m.add_argument("--max-calls", type=int, help="stop cleanly (resumable) after this many paid LLM calls")
     m.add_argument("--max-tokens", type=int, help="stop cleanly (resumable) after this many paid tokens")
     _add_endpoint_args(m)
@@ -110,6 +115,16 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--export", type=Path, metavar="OUT", help="write labelled pairs (majority over annotators)")
     lb.add_argument("--stats", action="store_true", help="print per-annotator counts, agreement and kappa")
 
+    kb = sub.add_parser("kb", help="the criteria knowledge base").add_subparsers(dest="kb_command", required=True)
+    ka = kb.add_parser("add", help="add a run's accepted criteria (with measured accuracy) to your knowledge base")
+    ka.add_argument("run_dir", type=Path)
+    ka.add_argument("--kb", type=Path, default=DEFAULT_USER_KB, help=f"your knowledge-base file (default {DEFAULT_USER_KB})")
+    ka.add_argument("--domain", action="append", default=[], help="domain of these criteria (repeatable)")
+    kl = kb.add_parser("list", help="list knowledge-base criteria")
+    kl.add_argument("--kb", type=Path, help="also list this user file")
+    kl.add_argument("--domain", help="only this domain")
+    kl.add_argument("--search", help="only criteria whose name or description contains this text")
+
     s = sub.add_parser("serve", help="run a model server (embedded llama.cpp or vLLM) in the foreground")
     s.add_argument("--engine", choices=["embedded", "vllm"], default="embedded")
     s.add_argument("--model", default="qwen2.5-coder-0.5b",
@@ -134,7 +149,9 @@ def _cmd_mine(args: argparse.Namespace) -> int:
                      n_criteria=args.n_criteria, iterations=args.iterations, low_threshold=low,
                      good_threshold=good, folds=args.folds, patience=args.patience, max_reflect_cases=args.max_reflect_cases,
                      max_text_chars=args.max_text_chars, budget=Budget(max_calls=args.max_calls,
-                                                                        max_tokens=args.max_tokens))
+                                                                        max_tokens=args.max_tokens),
+                     no_kb=args.no_kb, kb_file=args.kb, kb_max_candidates=args.kb_max_candidates,
+                     kb_domains=[d for d in args.kb_domains.split(",") if d])
     run_dir = run_mine(cfg, resume=args.resume)
     from critmine.llm import Usage
 
@@ -189,6 +206,25 @@ def _cmd_label(args: argparse.Namespace) -> int:
                  open_browser=args.open)
 
 
+def _cmd_kb(args: argparse.Namespace) -> int:
+    from critmine.agents import knowledge
+
+    if args.kb_command == "add":
+        added = knowledge.add_run(args.run_dir, args.kb, args.domain)
+        sys.stdout.write(f"added {len(added)} criteria to {args.kb}: {', '.join(e.name for e in added)}\n"
+                         f"use them with: critmine mine --kb {args.kb} ...\n")
+        return 0
+    entries = knowledge.load_all(args.kb)
+    text = (args.search or "").lower()
+    shown = [e for e in entries if (not args.domain or args.domain in e.domains)
+             and (not text or text in e.name or text in e.description.lower())]
+    for e in shown:
+        acc = f"{e.accuracy:.2f}" if e.accuracy is not None else "   -"
+        sys.stdout.write(f"{e.name:<34}{acc:>6}  {','.join(e.domains):<28} {e.source}\n    {e.description}\n")
+    sys.stdout.write(f"{len(shown)} of {len(entries)} criteria\n")
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     if args.engine == "vllm":
         from critmine.vllm_backend import VllmServer
@@ -218,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    handlers = {"mine": _cmd_mine, "eval": _cmd_eval, "serve": _cmd_serve, "pairs": _cmd_pairs, "label": _cmd_label}
+    handlers = {"mine": _cmd_mine, "eval": _cmd_eval, "serve": _cmd_serve, "pairs": _cmd_pairs, "label": _cmd_label,
+                "kb": _cmd_kb}
     try:
         return handlers[args.command](args)
     except InputError as e:

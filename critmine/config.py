@@ -34,6 +34,12 @@ class MineConfig(BaseModel):
     max_text_chars: int = Field(2400, ge=200)
     top_logprobs: int = Field(10, ge=2)
     budget: Budget = Field(default_factory=Budget)
+    no_kb: bool = Field(False, description="ablation: the manager proposes every criterion")
+    kb_file: str | None = Field(None, description="a user knowledge-base file, used with the shipped one")
+    kb_domains: list[str] = Field(default_factory=list, description="only criteria of these domains (all if empty)")
+    kb_max_candidates: int = Field(12, ge=0, description="candidates judged on the seeds (the cost of retrieval)")
+    kb_min_accuracy: float = Field(0.6, ge=0, le=1)
+    kb_max_initial: int | None = Field(None, ge=0, description="default: half of n_criteria")
 
     @model_validator(mode="after")
     def _thresholds(self) -> "MineConfig":

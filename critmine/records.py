@@ -75,6 +75,7 @@ class Criterion(BaseModel):
     description: str
     version: int = 1
     origin: Literal["proposed", "replacement", "knowledge_base"] = "proposed"
+    source: str | None = Field(None, description="where a knowledge-base criterion comes from")
     accuracy: float | None = Field(None, description="accuracy on seed pairs that did not drive its rewrites")
     ci_low: float | None = None
     ci_high: float | None = None

@@ -52,7 +52,7 @@ def forum_seeds(tmp_path) -> Path:
 
 def _mine(seeds: Path, out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "critmine.cli", "mine", "--pairs", str(seeds), "--out", str(out),
-            "--n-criteria", "2", "--iterations", "0", "--max-text-chars", "600", *extra]
+            "--n-criteria", "2", "--iterations", "0", "--max-text-chars", "600", "--kb-max-candidates", "2", *extra]
 
 
 def test_mine_without_base_url_runs_on_the_embedded_model_and_leaves_no_server(forum_seeds, tmp_path):

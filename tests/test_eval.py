@@ -10,7 +10,7 @@ from tests.conftest import make_pairs
 
 def _mine(fake, seeds, out):
     assert main(["mine", "--pairs", str(seeds), "--out", str(out), "--base-url", fake.base_url, "--model", "fake",
-                 "--n-criteria", "4", "--retry-backoff", "0.01"]) == 0
+                 "--n-criteria", "4", "--no-kb", "--retry-backoff", "0.01"]) == 0
 
 
 def test_eval_on_held_out_pairs(fake, seeds, tmp_path, capsys):

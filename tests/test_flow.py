@@ -15,7 +15,7 @@ FAST = ["--retry-backoff", "0.01", "--timeout", "5"]
 
 def mine(fake, seeds: Path, out: Path, *extra: str) -> int:
     return main(["mine", "--pairs", str(seeds), "--out", str(out), "--base-url", fake.base_url,
-                 "--model", "fake", "--n-criteria", "4", "--iterations", "3", *FAST, *extra])
+                 "--model", "fake", "--n-criteria", "4", "--iterations", "3", "--no-kb", *FAST, *extra])
 
 
 def load(out: Path) -> dict:
@@ -89,7 +89,7 @@ def test_twenty_percent_faults_are_survived_and_counted(fake, seeds, tmp_path):
     assert mine(fake, seeds, tmp_path / "clean") == 0
     with FakeLLMServer(make_script(fault_rate=0.2, fault_seed=7, fault_sleep_s=1.5)) as fake:
         rc = main(["mine", "--pairs", str(seeds), "--out", str(tmp_path / "run"), "--base-url", fake.base_url,
-                   "--model", "fake", "--n-criteria", "4", "--retry-backoff", "0.01", "--timeout", "0.5",
+                   "--model", "fake", "--n-criteria", "4", "--no-kb", "--retry-backoff", "0.01", "--timeout", "0.5",
                    "--max-retries", "6"])
         assert rc == 0 and fake.errors == []
         faults = sum(fake.faults.values())

@@ -15,7 +15,7 @@ from tests.conftest import make_script
 
 def _cmd(fake, seeds, out, *extra):
     return [sys.executable, "-m", "critmine.cli", "mine", "--pairs", str(seeds), "--out", str(out), "--base-url",
-            fake.base_url, "--model", "fake", "--n-criteria", "4", "--retry-backoff", "0.01", *extra]
+            fake.base_url, "--model", "fake", "--n-criteria", "4", "--no-kb", "--retry-backoff", "0.01", *extra]
 
 
 def test_kill_9_then_resume_repeats_no_answered_call(seeds, tmp_path):

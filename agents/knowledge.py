@@ -1,0 +1,122 @@
+"""The criteria knowledge base: the shipped file, a user's growing file, cheap pre-selection, near-duplicates.
+
+Retrieval in the flow is two-stage: a free TF-IDF ranking of criteria against the manager's warm-up observations
+(within the chosen domains), then the top candidates are judged on the seed pairs and only those that agree with
+people are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from datetime import date
+from importlib.resources import files
+from itertools import combinations
+from pathlib import Path
+
+from pydantic import BaseModel, Field, ValidationError
+
+from critmine.io import InputError, write_jsonl_atomic
+
+DOMAINS = ("general", "educational", "code", "math", "argument", "dialogue", "fluency")
+_STOP = set("a an the and or of to in on for with by is are be it its as at that this than then from which when "
+            "whether not no rather over under prefer text texts one each both more less does do what how".split())
+
+
+class KBEntry(BaseModel):
+    name: str = Field(pattern=r"^[a-z0-9_]{2,48}$")
+    description: str = Field(min_length=10)
+    domains: list[str] = Field(min_length=1)
+    source: str = Field(min_length=3)
+    accuracy: float | None = None
+    n_judged: int | None = None
+    provenance: dict | None = None
+
+
+def shipped_path() -> Path:
+    return Path(str(files("critmine.prompts").joinpath("knowledge/criteria.jsonl")))
+
+
+def load(path: str | Path) -> list[KBEntry]:
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such knowledge-base file")
+    out = []
+    for lineno, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(KBEntry.model_validate(json.loads(line)))
+        except (json.JSONDecodeError, ValidationError) as e:
+            raise InputError(f"{p}:{lineno}: not a knowledge-base entry ({str(e).splitlines()[0]})") from None
+    return out
+
+
+def load_all(user_kb: str | Path | None) -> list[KBEntry]:
+    """User entries first (they carry measured accuracy), then shipped ones not overridden by name."""
+    user = load(user_kb) if user_kb else []
+    taken = {e.name for e in user}
+    return user + [e for e in load(shipped_path()) if e.name not in taken]
+
+
+def words(text: str) -> list[str]:
+    return [w for w in re.findall(r"[a-z]+", text.lower()) if w not in _STOP and len(w) > 2]
+
+
+def rank(entries: list[KBEntry], query: str, domains: list[str] | None = None) -> list[tuple[float, KBEntry]]:
+    """TF-IDF cosine between each entry (name + description) and the query, within `domains`."""
+    pool = [e for e in entries if not domains or set(e.domains) & set(domains)]
+    docs = [Counter(words(e.name.replace("_", " ") + " " + e.description)) for e in pool]
+    df = Counter(w for d in docs for w in d)
+    idf = {w: math.log((1 + len(docs)) / (1 + n)) + 1 for w, n in df.items()}
+
+    def vec(c: Counter) -> dict[str, float]:
+        return {w: n * idf.get(w, 0.0) for w, n in c.items()}
+
+    q = vec(Counter(words(query)))
+    qn = math.sqrt(sum(v * v for v in q.values())) or 1.0
+    scored = []
+    for e, d in zip(pool, docs, strict=True):
+        v = vec(d)
+        vn = math.sqrt(sum(x * x for x in v.values())) or 1.0
+        scored.append((sum(q.get(w, 0.0) * x for w, x in v.items()) / (qn * vn), e))
+    return sorted(scored, key=lambda t: (-(t[1].accuracy is not None), -t[0], t[1].name))
+
+
+def near_duplicates(entries: list[KBEntry], threshold: float = 0.5) -> list[tuple[str, str, float]]:
+    """Pairs whose content words overlap (Jaccard) at or above `threshold`, or whose names coincide."""
+    sets = {e.name: set(words(e.name.replace("_", " ") + " " + e.description)) for e in entries}
+    out = []
+    for (a, sa), (b, sb) in combinations(sets.items(), 2):
+        j = len(sa & sb) / len(sa | sb)
+        if a == b or j >= threshold:
+            out.append((a, b, j))
+    return out
+
+
+def add_run(run_dir: str | Path, kb_file: str | Path, domains: list[str]) -> list[KBEntry]:
+    """Write a run's selected criteria, with measured accuracy and provenance, into a user KB file."""
+    kb = Path(kb_file)
+    if kb.resolve() == shipped_path().resolve():
+        raise InputError(f"{kb}: refusing to write the shipped knowledge base; give a file of your own with --kb")
+    crit_file = Path(run_dir) / "criteria.json"
+    if not crit_file.exists():
+        raise InputError(f"{run_dir}: no criteria.json (is the run finished?)")
+    data = json.loads(crit_file.read_text())
+    config = json.loads((Path(run_dir) / "config.json").read_text()) if (Path(run_dir) / "config.json").exists() else {}
+    shipped = {e.name: e for e in load(shipped_path())}
+    new = []
+    for c in data["criteria"]:
+        base = shipped.get(c["name"])
+        new.append(KBEntry(name=c["name"], description=c["description"],
+                           domains=domains or (base.domains if base else ["general"]),
+                           source=(base.source if base and c.get("origin") == "knowledge_base" else "critmine mining run"),
+                           accuracy=c.get("accuracy"), n_judged=c.get("n_judged"),
+                           provenance={"run": str(Path(run_dir).resolve()), "seeds": config.get("pairs"),
+                                       "version": c.get("version"), "origin": c.get("origin"),
+                                       "ci": [c.get("ci_low"), c.get("ci_high")], "added": date.today().isoformat()}))
+    existing = [e for e in (load(kb) if kb.exists() else []) if e.name not in {n.name for n in new}]
+    write_jsonl_atomic(kb, [e.model_dump(exclude_none=True) for e in existing + new])
+    return new

@@ -1,0 +1,80 @@
+"""The shipped knowledge base, retrieval in the flow, and growing a user knowledge base from runs."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from critmine.agents.knowledge import DOMAINS, add_run, load, near_duplicates, rank, shipped_path
+from critmine.cli import main
+from critmine.io import InputError
+
+
+def test_shipped_knowledge_base_is_large_valid_and_free_of_near_duplicates():
+    entries = load(shipped_path())  # validates every line against the schema
+    assert len(entries) >= 120
+    assert len({e.name for e in entries}) == len(entries)
+    assert all(len(e.description) >= 80 for e in entries)  # what it is, how to judge, when it does not apply
+    for domain in DOMAINS:
+        assert sum(domain in e.domains for e in entries) >= 8, domain
+    assert all(set(e.domains) <= set(DOMAINS) for e in entries)
+    assert near_duplicates(entries, threshold=0.4) == []
+    sources = " ".join(e.source for e in entries)
+    for origin in ("QuRating", "DataMan", "FineWeb-Edu", "Meta-rater", "Gopher", "C4", "RefinedWeb"):
+        assert origin in sources
+
+
+def test_near_duplicate_check_catches_a_lightly_edited_copy():
+    e = load(shipped_path())[0]
+    twin = e.model_copy(update={"name": "polished_prose", "description": e.description.replace("engaging", "lively")})
+    (found,) = near_duplicates([e, twin])
+    assert found[:2] == (e.name, "polished_prose") and found[2] >= 0.8
+
+
+def test_ranking_prefers_matching_criteria_within_domains():
+    entries = load(shipped_path())
+    top = [e.name for _, e in rank(entries, "the better answer is more thorough and covers the topic in depth")[:5]]
+    assert "depth_of_coverage" in top
+    assert all("code" in e.domains for _, e in rank(entries, "readable code", ["code"]))
+
+
+def _mine(fake, seeds, out, *extra):
+    return main(["mine", "--pairs", str(seeds), "--out", str(out), "--base-url", fake.base_url, "--model", "fake",
+                 "--n-criteria", "4", "--retry-backoff", "0.01", *extra])
+
+
+def test_retrieval_judges_candidates_on_the_seeds_and_keeps_the_good_ones(fake, seeds, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    assert _mine(fake, seeds, tmp_path / "run", "--kb-max-candidates", "5", "--iterations", "0") == 0
+    data = json.loads((tmp_path / "run" / "criteria.json").read_text())
+    cands = {c["name"]: c for c in data["knowledge_base_candidates"]}
+    assert len(cands) == 5 and "depth_of_coverage" in cands  # the observation mentions "thorough"
+    assert cands["depth_of_coverage"]["seed_accuracy"] == 10 / 12  # its description says "thorough"
+    final = {c["name"]: c for c in data["criteria"]}
+    assert final["depth_of_coverage"]["origin"] == "knowledge_base" and final["depth_of_coverage"]["source"]
+    usage = json.loads((tmp_path / "run" / "usage.json").read_text())["phases"]
+    assert usage["retrieve"]["calls"] == 12 * 5 * 2  # the cost of retrieval, shown on its own
+    assert usage["judge"]["cached_calls"] >= 12 * 2  # kept candidates are re-scored from the cache
+    assert any("seed accuracy of 5 retrieved candidates" in r.getMessage() for r in caplog.records)
+
+
+def test_kb_add_then_mine_with_kb_reuses_an_accepted_criterion(fake, seeds, tmp_path):
+    assert _mine(fake, seeds, tmp_path / "first", "--no-kb") == 0
+    user_kb = tmp_path / "my_kb.jsonl"
+    assert main(["kb", "add", str(tmp_path / "first"), "--kb", str(user_kb), "--domain", "dialogue"]) == 0
+    added = {e.name: e for e in load(user_kb)}
+    assert added["thoroughness"].accuracy == 10 / 12 and added["thoroughness"].provenance["run"]
+    assert added["thoroughness"].domains == ["dialogue"]
+    assert _mine(fake, seeds, tmp_path / "second", "--kb", str(user_kb), "--kb-max-candidates", "3",
+                 "--iterations", "0") == 0
+    final = json.loads((tmp_path / "second" / "criteria.json").read_text())["criteria"]
+    reused = [c for c in final if c["origin"] == "knowledge_base" and c["source"] == "critmine mining run"]
+    assert reused and {c["name"] for c in reused} <= set(added)
+    assert all(c["description"] == added[c["name"]].description for c in reused)
+
+
+def test_kb_add_refuses_the_shipped_file(tmp_path):
+    with pytest.raises(InputError, match="refusing to write the shipped"):
+        add_run(tmp_path, shipped_path(), [])
