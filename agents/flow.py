@@ -171,6 +171,9 @@ class MiningFlow:
     async def reflect(self, state: FlowState) -> FlowState:
         it, results = state.get("iteration", 0), state.get("results") or {}
         critiques: dict[str, dict] = {}
+        if self.cfg.no_reflection:
+            log.info("reflection: off (--no-reflection); only low criteria are replaced")
+            return {"critiques": critiques}
         for name, cd in (state.get("criteria") or {}).items():
             c = Criterion(**cd)
             if c.band != "mid":

@@ -57,8 +57,11 @@ def verdict_of(p_a: float, p_b: float, p_none: float) -> str:
 class Worker:
     """Judges pairs under criteria through one LLM client."""
 
-    def __init__(self, client: LLMClient, *, max_text_chars: int = 2400, top_logprobs: int = 10):
+    def __init__(self, client: LLMClient, *, max_text_chars: int = 2400, top_logprobs: int = 10,
+                 template: str = "worker_verdict.j2"):
+        """`template` is the verdict prompt: one criterion (default), or a baseline's (no criterion, all at once)."""
         self.client = client
+        self.template = template
         self.max_text_chars = max_text_chars
         self.top_logprobs = top_logprobs
 
@@ -83,7 +86,7 @@ class Worker:
         return j
 
     async def judge_order(self, pair: Pair, criterion: Criterion, order: str, phase: str = "judge") -> Judgment:
-        res = await self.client.chat(self.build_messages("worker_verdict.j2", pair, criterion, order), phase=phase,
+        res = await self.client.chat(self.build_messages(self.template, pair, criterion, order), phase=phase,
                                      max_tokens=1, choices=list(LETTERS), top_logprobs=self.top_logprobs)
         return self._order_judgment(pair, criterion, order, res)
 
@@ -139,7 +142,7 @@ class Worker:
         """One batch for an offline engine (no HTTP): every pair × order × criterion, pair-major."""
         jobs = [(p, c, o) for p in pairs for o in ("ab", "ba") for c in criteria]
         results = await self.client.chat_batch(
-            [self.build_messages("worker_verdict.j2", p, c, o) for p, c, o in jobs], phase=phase, max_tokens=1,
+            [self.build_messages(self.template, p, c, o) for p, c, o in jobs], phase=phase, max_tokens=1,
             choices=list(LETTERS), top_logprobs=self.top_logprobs)
         parts = {(p.id, c.name, o): self._order_judgment(p, c, o, r) for (p, c, o), r in zip(jobs, results, strict=True)}
         out: list[Judgment] = []

@@ -78,16 +78,21 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--max-text-chars", type=int, default=2400, help="texts are cut to this (head and tail kept)")
     m.add_argument("--kb", help="your knowledge-base file (from `critmine kb add`), used with the shipped one")
     m.add_argument("--no-kb", action="store_true", help="ablation: no knowledge base")
+    m.add_argument("--no-reflection", action="store_true", help="ablation: mid criteria are not rewritten")
     m.add_argument("--kb-domains", default="", help="comma-separated domains, e.g. argument,fluency (default: all)")
     m.add_argument("--kb-max-candidates", type=int, default=12, help="knowledge-base criteria judged on the seeds")
     m.add_argument("--max-calls", type=int, help="stop cleanly (resumable) after this many paid LLM calls")
     m.add_argument("--max-tokens", type=int, help="stop cleanly (resumable) after this many paid tokens")
     _add_endpoint_args(m)
 
-    e = sub.add_parser("eval", help="measure mined criteria on human-labelled test pairs")
+    e = sub.add_parser("eval", help="measure mined criteria or a baseline on human-labelled test pairs")
     e.add_argument("--pairs", required=True, help="labelled test pairs (never the seed pairs)")
-    e.add_argument("--criteria", required=True, type=Path, help="criteria.json of a mining run")
-    e.add_argument("--out", type=Path, help="output directory (default: <run>/eval)")
+    e.add_argument("--criteria", type=Path, help="criteria.json of a mining run")
+    e.add_argument("--baseline", choices=["vanilla", "one-prompt", "qurating", "length", "random"],
+                   help="measure a baseline instead (one-prompt puts all --criteria into one prompt)")
+    e.add_argument("--injection", action="store_true",
+                   help="also judge the pairs with an instruction planted in the worse text; report the flip rate")
+    e.add_argument("--out", type=Path, help="output directory (default: <run>/eval[-BASELINE])")
     e.add_argument("--sample", type=int, help="evaluate a seeded random sample of this many pairs")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--max-text-chars", type=int, default=2400)
@@ -125,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     kl.add_argument("--domain", help="only this domain")
     kl.add_argument("--search", help="only criteria whose name or description contains this text")
 
+    rp = sub.add_parser("report", help="write report.md and a self-contained report.html for a run directory")
+    rp.add_argument("run_dir", type=Path)
+
     s = sub.add_parser("serve", help="run a model server (embedded llama.cpp or vLLM) in the foreground")
     s.add_argument("--engine", choices=["embedded", "vllm"], default="embedded")
     s.add_argument("--model", default="qwen2.5-coder-0.5b",
@@ -150,14 +158,17 @@ def _cmd_mine(args: argparse.Namespace) -> int:
                      good_threshold=good, folds=args.folds, patience=args.patience, max_reflect_cases=args.max_reflect_cases,
                      max_text_chars=args.max_text_chars, budget=Budget(max_calls=args.max_calls,
                                                                         max_tokens=args.max_tokens),
-                     no_kb=args.no_kb, kb_file=args.kb, kb_max_candidates=args.kb_max_candidates,
+                     no_kb=args.no_kb, no_reflection=args.no_reflection, kb_file=args.kb, kb_max_candidates=args.kb_max_candidates,
                      kb_domains=[d for d in args.kb_domains.split(",") if d])
     run_dir = run_mine(cfg, resume=args.resume)
     from critmine.llm import Usage
 
     usage = Usage.model_validate_json((run_dir / "usage.json").read_text())
     sys.stdout.write(summary_table(run_dir / "criteria.json") + "\n\nLLM usage\n" + usage.table() + "\n")
-    sys.stdout.write(f"\nwrote {run_dir / 'criteria.json'}\n")
+    from critmine.eval.report import write_report
+
+    _, page = write_report(run_dir)
+    sys.stdout.write(f"\nwrote {run_dir / 'criteria.json'} and {page}\n")
     return 0
 
 
@@ -165,11 +176,18 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from critmine.eval.evaluate import run_eval, table
 
     _, worker = _endpoints(args)
-    out = args.out or args.criteria.parent / "eval"
-    result = run_eval(args.pairs, args.criteria, out, worker, sample=args.sample, seed=args.seed,
-                      max_text_chars=args.max_text_chars, engine=args.engine,
-                      kv_cache_memory_bytes=args.kv_cache_memory_bytes)
+    if args.out is None and args.criteria is None:
+        raise InputError("eval: give --out (or --criteria, whose run directory then holds the results)")
+    out = args.out or args.criteria.parent / ("eval" + (f"-{args.baseline}" if args.baseline else ""))
+    result = run_eval(args.pairs, out, worker, criteria_file=args.criteria, baseline=args.baseline,
+                      sample=args.sample, seed=args.seed, max_text_chars=args.max_text_chars, engine=args.engine,
+                      kv_cache_memory_bytes=args.kv_cache_memory_bytes, injection=args.injection)
     sys.stdout.write(table(result) + f"\n\nwall time {result['wall_s']:.1f} s; wrote {out / 'eval.json'}\n")
+    if args.criteria is not None and (args.criteria.parent / "snapshots").exists():
+        from critmine.eval.report import write_report
+
+        _, page = write_report(args.criteria.parent)
+        sys.stdout.write(f"updated {page}\n")
     return 0
 
 
@@ -225,6 +243,14 @@ def _cmd_kb(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from critmine.eval.report import write_report
+
+    md, page = write_report(args.run_dir)
+    sys.stdout.write(f"wrote {md} and {page}\n")
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     if args.engine == "vllm":
         from critmine.vllm_backend import VllmServer
@@ -255,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     handlers = {"mine": _cmd_mine, "eval": _cmd_eval, "serve": _cmd_serve, "pairs": _cmd_pairs, "label": _cmd_label,
-                "kb": _cmd_kb}
+                "kb": _cmd_kb, "report": _cmd_report}
     try:
         return handlers[args.command](args)
     except InputError as e:

@@ -34,6 +34,7 @@ class MineConfig(BaseModel):
     max_text_chars: int = Field(2400, ge=200)
     top_logprobs: int = Field(10, ge=2)
     budget: Budget = Field(default_factory=Budget)
+    no_reflection: bool = Field(False, description="ablation: mid criteria are not rewritten")
     no_kb: bool = Field(False, description="ablation: the manager proposes every criterion")
     kb_file: str | None = Field(None, description="a user knowledge-base file, used with the shipped one")
     kb_domains: list[str] = Field(default_factory=list, description="only criteria of these domains (all if empty)")

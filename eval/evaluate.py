@@ -16,6 +16,7 @@ from critmine.agents.scoring import votes
 from critmine.agents.worker import Worker
 from critmine.config import EndpointConfig
 from critmine.endpoints import resolve
+from critmine.eval.baselines import Method, heuristic_judgments, inject, method_for
 from critmine.eval.metrics import agreement, cohen_kappa, wilson_interval
 from critmine.io import InputError, read_pairs, write_json_atomic, write_jsonl_atomic
 from critmine.llm import Budget, LLMClient, ResponseCache, Usage
@@ -42,9 +43,9 @@ def seed_ids_of(criteria_file: Path) -> set[str]:
     return {p.id for p in read_pairs(seeds)} if seeds and Path(seeds).exists() else set()
 
 
-def load_test_pairs(path: str, criteria_file: Path, sample: int | None, seed: int) -> list[Pair]:
+def load_test_pairs(path: str, criteria_file: Path | None, sample: int | None, seed: int) -> list[Pair]:
     pairs = read_pairs(path, labelled=True)
-    overlap = sorted(seed_ids_of(criteria_file) & {p.id for p in pairs})
+    overlap = sorted(seed_ids_of(criteria_file) & {p.id for p in pairs}) if criteria_file else []
     if overlap:
         raise InputError(f"{path}: {len(overlap)} test pairs were seed pairs of the mining run "
                          f"(e.g. '{overlap[0]}'); a reported accuracy must not include them")
@@ -68,7 +69,7 @@ def summarise(pairs: list[Pair], criteria: list[Criterion], judgments: list[Judg
              for c in criteria for p in pairs
              if (c.name, p.id, "ab") in per_order and (c.name, p.id, "ba") in per_order
              and not per_order[(c.name, p.id, "ab")].failed and not per_order[(c.name, p.id, "ba")].failed]
-    return {"n_pairs": len(pairs), "criteria": rows,
+    return {"n_pairs": len(pairs), "criteria": rows, "predictions": pred,
             "flow_soft": _stats([pred[p.id]["soft"] for p in pairs], gold),
             "flow_majority": _stats([pred[p.id]["majority"] for p in pairs], gold),
             "swap_consistency": 1 - sum(flips) / len(flips) if flips else None}
@@ -83,15 +84,24 @@ def table(result: dict) -> str:
 
     lines = [f"{'method':<36}{'acc':>7}{'95% CI':>15}{'cover':>8}{'kappa':>7}{'n':>6}"]
     lines += [fmt(f"{r['name']} v{r['version']}", r) for r in result["criteria"]]
-    lines += [fmt("FLOW (soft vote)", result["flow_soft"]), fmt("FLOW (majority vote)", result["flow_majority"])]
+    name = result.get("method", "flow").upper()
+    lines += [fmt(f"{name} (soft vote)", result["flow_soft"]), fmt(f"{name} (majority vote)", result["flow_majority"])]
+    if "injection" in result:
+        inj = result["injection"]
+        rate = "-" if inj["flip_rate"] is None else f"{inj['flip_rate']:.3f}"
+        toward = "-" if inj["toward_injected_rate"] is None else f"{inj['toward_injected_rate']:.3f}"
+        lines.append(f"injection probe: flip rate {rate}, won by the planted text {toward} ({inj['pairs']} pairs)")
     sc = result["swap_consistency"]
     lines.append(f"swap consistency (same side in both orders): {'-' if sc is None else f'{sc:.3f}'}"
                  f"   pairs: {result['n_pairs']}")
     return "\n".join(lines)
 
 
-async def _judge(pairs, criteria, worker_cfg: EndpointConfig, out: Path, usage: Usage, max_text_chars: int,
-                 engine: str, kv_cache_memory_bytes: int | None):
+async def _judge(pair_sets: list[list[Pair]], method: Method, worker_cfg: EndpointConfig, out: Path, usage: Usage,
+                 max_text_chars: int, engine: str, kv_cache_memory_bytes: int | None) -> list[list[Judgment]]:
+    """Judge each set of pairs with the method, in one client session (one embedded server start)."""
+    if method.heuristic:
+        return [heuristic_judgments(pairs, method.heuristic) for pairs in pair_sets]
     cache = ResponseCache(out / "llm_cache.sqlite")
     client = None
     try:
@@ -103,31 +113,58 @@ async def _judge(pairs, criteria, worker_cfg: EndpointConfig, out: Path, usage: 
                                            kv_cache_memory_bytes=kv_cache_memory_bytes)
             else:
                 client = LLMClient(resolve(worker_cfg, stack, {}), usage=usage, cache=cache, budget=Budget())
-            worker = Worker(client, max_text_chars=max_text_chars)
-            with tqdm(total=len(pairs), desc=f"eval ({len(criteria)} criteria)", unit="pair") as bar:
-                return await worker.judge_all(pairs, criteria, phase="eval", progress=bar)
+            worker = Worker(client, max_text_chars=max_text_chars, template=method.template)
+            results = []
+            for pairs in pair_sets:
+                with tqdm(total=len(pairs), desc=f"eval {method.name}", unit="pair") as bar:
+                    results.append(await worker.judge_all(pairs, method.criteria, phase="eval", progress=bar))
+            return results
     finally:
         if client is not None:
             await client.aclose()
         cache.close()
 
 
-def run_eval(pairs_path: str, criteria_file: Path, out: Path, worker_cfg: EndpointConfig, *,
-             sample: int | None = None, seed: int = 0, max_text_chars: int = 2400, engine: str = "server",
-             kv_cache_memory_bytes: int | None = None) -> dict:
-    if not criteria_file.exists():
-        raise InputError(f"{criteria_file}: no such criteria file")
-    criteria = [Criterion(**c) for c in json.loads(criteria_file.read_text())["criteria"]]
-    if not criteria:
-        raise InputError(f"{criteria_file}: no criteria to evaluate")
+def injection_effect(pairs: list[Pair], clean: dict, injected: dict) -> dict:
+    """How many flow verdicts an instruction planted in the worse text changed, and how many it won."""
+    flips = toward = judged = 0
+    for p in pairs:
+        before, after = clean[p.id]["soft"], injected[p.id]["soft"]
+        worse = "b" if p.better == "a" else "a"
+        if before == "none" and after == "none":
+            continue
+        judged += 1
+        flips += before != after
+        toward += after == worse and before != worse
+    return {"pairs": judged, "flip_rate": flips / judged if judged else None,
+            "toward_injected_rate": toward / judged if judged else None}
+
+
+def run_eval(pairs_path: str, out: Path, worker_cfg: EndpointConfig, *, criteria_file: Path | None = None,
+             baseline: str | None = None, sample: int | None = None, seed: int = 0, max_text_chars: int = 2400,
+             engine: str = "server", kv_cache_memory_bytes: int | None = None, injection: bool = False) -> dict:
+    criteria: list[Criterion] = []
+    if criteria_file is not None:
+        if not criteria_file.exists():
+            raise InputError(f"{criteria_file}: no such criteria file")
+        criteria = [Criterion(**c) for c in json.loads(criteria_file.read_text())["criteria"]]
+        if not criteria:
+            raise InputError(f"{criteria_file}: no criteria to evaluate")
+    method = method_for(baseline, criteria)
     pairs = load_test_pairs(pairs_path, criteria_file, sample, seed)
     out.mkdir(parents=True, exist_ok=True)
     usage, t0 = Usage(), time.monotonic()
-    judgments = asyncio.run(_judge(pairs, criteria, worker_cfg, out, usage, max_text_chars, engine,
-                                   kv_cache_memory_bytes))
-    result = summarise(pairs, criteria, judgments)
-    result.update(pairs=pairs_path, criteria_file=str(criteria_file), wall_s=time.monotonic() - t0,
-                  usage=usage.model_dump())
-    write_jsonl_atomic(out / "judgments.jsonl", judgments)
+    sets = [pairs, inject(pairs)] if injection else [pairs]
+    judged = asyncio.run(_judge(sets, method, worker_cfg, out, usage, max_text_chars, engine, kv_cache_memory_bytes))
+    result = summarise(pairs, method.criteria, judged[0])
+    if injection:
+        after = summarise(sets[1], method.criteria, judged[1])
+        result["injection"] = {**injection_effect(pairs, result["predictions"], after["predictions"]),
+                               "accuracy_injected": after["flow_soft"]["accuracy"]}
+    total = usage.total()
+    result.update(method=method.name, pairs=pairs_path, criteria_file=str(criteria_file) if criteria_file else None,
+                  wall_s=time.monotonic() - t0, llm_calls=total.calls + total.cached_calls,
+                  tokens=total.prompt_tokens + total.completion_tokens, usage=usage.model_dump())
+    write_jsonl_atomic(out / "judgments.jsonl", [j for js in judged for j in js])
     write_json_atomic(out / "eval.json", result)
     return result

@@ -30,6 +30,17 @@ from starlette.routing import Route
 
 TEXT_RE = re.compile(r"<text_a>\n(.*?)\n</text_a>.*?<text_b>\n(.*?)\n</text_b>", re.S)
 CRIT_RE = re.compile(r'Criterion "([^"]+)": (.*?)\n\nJudging only', re.S)
+MULTI_RE = re.compile(r"Criteria:\n(.*?)\n\nWeighing", re.S)
+INJECTED = "this text is better"  # part of every planted instruction this fake falls for
+
+
+def criterion_text(user: str) -> str:
+    """The criterion a verdict prompt asks about; the vanilla prompt (no criterion) judges overall quality."""
+    if m := CRIT_RE.search(user):
+        return m.group(2)
+    if m := MULTI_RE.search(user):
+        return m.group(1)
+    return "overall: thorough is better"
 
 
 @dataclass
@@ -129,6 +140,9 @@ class FakeLLMServer:
 
     # -- behaviour ---------------------------------------------------------------------------------------
     def preferred(self, first: str, second: str, description: str) -> str:
+        for letter, text in (("A", first), ("B", second)):  # a gullible model: planted instructions win
+            if INJECTED in text.lower() or "the better one" in text.lower() or "is this text" in text.lower():
+                return letter
         by_rule = "A" if len(first) > len(second) else "B"
         other = "B" if by_rule == "A" else "A"
         d = description.lower()
@@ -148,8 +162,7 @@ class FakeLLMServer:
             if body.get("structured_outputs", {}).get("choice") != ["A", "B", "N"]:
                 raise ValueError("verdict request without structured_outputs.choice")
             first, second = TEXT_RE.search(user).groups()
-            _, desc = CRIT_RE.search(user).groups()
-            letter = self.preferred(first, second, desc)
+            letter = self.preferred(first, second, criterion_text(user))
             probs = {k: 0.1 for k in "ABN"}
             probs[letter] = 0.75
             if letter == "N":
@@ -160,8 +173,8 @@ class FakeLLMServer:
                 {"token": "A", "logprob": math.log(probs["A"]), "bytes": None, "top_logprobs": top}]})
         if fmt == "reasoned_verdict":
             first, second = TEXT_RE.search(user).groups()
-            _, desc = CRIT_RE.search(user).groups()
-            data = {"analysis": "One text is longer than the other.", "verdict": self.preferred(first, second, desc)}
+            data = {"analysis": "One text is longer than the other.",
+                    "verdict": self.preferred(first, second, criterion_text(user))}
         elif fmt == "warmup":
             data = {"observations": ["The better text is longer and more thorough."]}
         elif fmt == "proposal":

@@ -37,3 +37,62 @@ def test_eval_refuses_seed_pairs(fake, seeds, tmp_path, caplog):
     assert rc == 2
     assert any("were seed pairs of the mining run" in r.getMessage() for r in caplog.records)
     assert not (tmp_path / "run" / "eval").exists()
+
+
+def _held_out(tmp_path, flip_labels=()):
+    rows = [{**p, "id": f"t{i}"} for i, p in enumerate(make_pairs(20)[12:])]
+    for r in rows:
+        if r["id"] in flip_labels:  # people chose the shorter text here
+            r["better"] = "b" if r["better"] == "a" else "a"
+    f = tmp_path / "test.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return f, rows
+
+
+def test_baselines_are_measured_with_the_same_worker(fake, seeds, tmp_path):
+    import random
+
+    _mine(fake, seeds, tmp_path / "run")
+    test_file, rows = _held_out(tmp_path, flip_labels=("t0",))
+    crit = str(tmp_path / "run" / "criteria.json")
+    acc = {}
+    for name in ("vanilla", "one-prompt", "qurating", "length", "random"):
+        out = tmp_path / f"eval-{name}"
+        assert main(["eval", "--pairs", str(test_file), "--criteria", crit, "--baseline", name, "--out", str(out),
+                     "--base-url", fake.base_url, "--model", "fake"]) == 0
+        acc[name] = json.loads((out / "eval.json").read_text())
+    # The fake judges overall quality (vanilla) and the final criteria together (one-prompt) by the hidden rule.
+    assert acc["vanilla"]["flow_soft"]["accuracy"] == 7 / 8 and acc["one-prompt"]["flow_soft"]["accuracy"] == 7 / 8
+    # QuRating's descriptions do not match the rule, so the fake prefers the shorter text under them.
+    assert acc["qurating"]["flow_soft"]["accuracy"] == 1 / 8 and len(acc["qurating"]["criteria"]) == 4
+    assert acc["length"]["flow_soft"]["accuracy"] == 7 / 8 and acc["length"]["llm_calls"] == 0
+    rng = random.Random(0)
+    expected = sum(rng.choice("ab") == r["better"] for r in rows) / len(rows)
+    assert acc["random"]["flow_soft"]["accuracy"] == expected and acc["random"]["llm_calls"] == 0
+    assert acc["vanilla"]["llm_calls"] == 8 * 2  # both orders, one prompt per pair
+
+
+def test_injection_probe_reports_flips(fake, seeds, tmp_path):
+    _mine(fake, seeds, tmp_path / "run")
+    test_file, _ = _held_out(tmp_path, flip_labels=("t0", "t1"))
+    assert main(["eval", "--pairs", str(test_file), "--criteria", str(tmp_path / "run" / "criteria.json"),
+                 "--injection", "--base-url", fake.base_url, "--model", "fake"]) == 0
+    inj = json.loads((tmp_path / "run" / "eval" / "eval.json").read_text())["injection"]
+    # This fake obeys planted instructions. On the 6 pairs where people chose the longer text, the planted
+    # (shorter, worse) text now wins; on t0 and t1 the plant sits in the longer text, which already won.
+    assert inj["pairs"] == 8 and inj["flip_rate"] == 6 / 8 and inj["toward_injected_rate"] == 6 / 8
+    assert inj["accuracy_injected"] == 0.0
+
+
+def test_mine_and_eval_write_a_self_contained_report(fake, seeds, tmp_path):
+    _mine(fake, seeds, tmp_path / "run")
+    page = tmp_path / "run" / "report.html"
+    assert page.exists() and page.read_text().count("<img") == 3  # evolution, final criteria, margins
+    test_file, _ = _held_out(tmp_path)
+    assert main(["eval", "--pairs", str(test_file), "--criteria", str(tmp_path / "run" / "criteria.json"),
+                 "--base-url", fake.base_url, "--model", "fake"]) == 0
+    html = page.read_text()
+    assert html.count('src="data:image/png;base64,') == 4  # + the held-out evaluation
+    assert "http://" not in html and "https://" not in html  # opens offline
+    md = (tmp_path / "run" / "report.md").read_text()
+    assert "| thoroughness | 1 | proposed | 0.833 |" in md and "## Evaluation on held-out pairs" in md

@@ -1,0 +1,99 @@
+"""Benchmark: mine on a directory's seed pairs, then measure Flow and every baseline on its test pairs, one run.
+
+    python eval/benchmark.py --pairs-dir data/forum [--out FILE.json] [--sample N --seed S] [--base-url URL]
+
+DIR holds seed.jsonl and test.jsonl (or dev.jsonl). Prints one table (method, accuracy with 95% CI, coverage,
+LLM calls, tokens, wall time) and writes it as JSON. Uses the embedded model unless --base-url is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from critmine.config import EndpointConfig, MineConfig
+from critmine.eval.baselines import BASELINES
+from critmine.eval.evaluate import run_eval
+from critmine.eval.report import write_report
+from critmine.io import InputError, write_json_atomic
+from critmine.llm import Usage
+from critmine.mine import run_mine
+
+
+def _row(name: str, result: dict) -> dict:
+    s = result["flow_soft"]
+    return {"method": name, "accuracy": s["accuracy"], "ci_low": s["ci_low"], "ci_high": s["ci_high"],
+            "coverage": s["coverage"], "kappa": s["kappa"], "n": s["n_judged"], "llm_calls": result["llm_calls"],
+            "tokens": result["tokens"], "wall_s": result["wall_s"]}
+
+
+def print_table(rows: list[dict]) -> None:
+    head = f"{'method':<24}{'accuracy':>9}{'95% CI':>16}{'cover':>7}{'kappa':>7}{'n':>5}{'LLM calls':>11}{'tokens':>10}{'wall s':>9}"
+    print(head)
+    for r in rows:
+        acc = "-" if r["accuracy"] is None else f"{r['accuracy']:.3f}"
+        kappa = "-" if r.get("kappa") is None else f"{r['kappa']:.2f}"
+        print(f"{r['method']:<24}{acc:>9}   [{r['ci_low']:.2f}, {r['ci_high']:.2f}]{r['coverage']:>7.2f}{kappa:>7}"
+              f"{r['n']:>5}{r['llm_calls']:>11}{r['tokens']:>10}{r['wall_s']:>9.0f}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pairs-dir", required=True, type=Path)
+    ap.add_argument("--out", type=Path, help="JSON file for the table (default: WORK/benchmark.json)")
+    ap.add_argument("--work", type=Path, help="run directory (default: runs/bench-<dir name>)")
+    ap.add_argument("--sample", type=int, help="a seeded random sample of the test pairs")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--base-url")
+    ap.add_argument("--model", default="qwen2.5-coder-0.5b")
+    ap.add_argument("--n-criteria", type=int, default=6)
+    ap.add_argument("--iterations", type=int, default=2)
+    ap.add_argument("--kb-max-candidates", type=int, default=8)
+    ap.add_argument("--baselines", default=",".join(BASELINES))
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("httpx", "httpx2", "httpcore", "openai"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    seeds = args.pairs_dir / "seed.jsonl"
+    test = next((p for p in (args.pairs_dir / "test.jsonl", args.pairs_dir / "dev.jsonl") if p.exists()), None)
+    if not seeds.exists() or test is None:
+        print(f"{args.pairs_dir}: needs seed.jsonl and test.jsonl (or dev.jsonl)", file=sys.stderr)
+        return 2
+    work = args.work or Path("runs") / f"bench-{args.pairs_dir.resolve().name}"
+    endpoint = EndpointConfig(base_url=args.base_url, model=args.model)
+    try:
+        t0 = time.monotonic()
+        if not (work / "criteria.json").exists():
+            run_mine(MineConfig(pairs=str(seeds), out=str(work), manager=endpoint, worker=endpoint,
+                                n_criteria=args.n_criteria, iterations=args.iterations,
+                                kb_max_candidates=args.kb_max_candidates), resume=(work / "config.json").exists())
+        usage = Usage.model_validate_json((work / "usage.json").read_text()).total()
+        mine_row = {"method": "(mining on seeds)", "llm_calls": usage.calls + usage.cached_calls,
+                    "tokens": usage.prompt_tokens + usage.completion_tokens, "wall_s": time.monotonic() - t0}
+        common = dict(sample=args.sample, seed=args.seed, criteria_file=work / "criteria.json")
+        rows = [_row("Flow", flow := run_eval(str(test), work / "eval", endpoint, injection=True, **common))]
+        rows[0]["majority_accuracy"] = flow["flow_majority"]["accuracy"]
+        for name in [b for b in args.baselines.split(",") if b]:
+            rows.append(_row(name, run_eval(str(test), work / f"eval-{name}", endpoint, baseline=name, **common)))
+    except InputError as e:
+        print(str(e), file=sys.stderr)
+        return 2
+    print(f"\nseed {seeds} -> test {test} ({flow['n_pairs']} pairs), model {args.model}")
+    print_table(rows)
+    maj = rows[0]["majority_accuracy"]
+    print(f"Flow majority vote: {'-' if maj is None else f'{maj:.3f}'}; "
+          f"injection flip rate: {flow['injection']['flip_rate']}; mining: {mine_row['llm_calls']} LLM calls, "
+          f"{mine_row['tokens']} tokens, {mine_row['wall_s']:.0f} s")
+    print("scorer: not measured (the scorer is built by the distil-and-apply issue)")
+    write_report(work)
+    out = args.out or work / "benchmark.json"
+    write_json_atomic(out, {"pairs_dir": str(args.pairs_dir), "test": str(test), "rows": rows, "mining": mine_row})
+    print(f"wrote {out} and {work / 'report.html'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""`critmine report RUN_DIR`: report.md and a self-contained report.html (plots inlined) for a run directory.
+
+Shows what a run directory holds: the evolution of each criterion's accuracy across iterations, the final criteria
+with 95% intervals, the distribution of the flow's vote margins on the seeds, and any evaluations beside the run
+(eval*/eval.json), flow and baselines side by side.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+from critmine.io import InputError
+
+
+def _load(run_dir: Path) -> dict:
+    crit = run_dir / "criteria.json"
+    if not crit.exists():
+        raise InputError(f"{run_dir}: no criteria.json (not a finished mining run)")
+    snaps = sorted((run_dir / "snapshots").glob("iter*.json"), key=lambda f: int(f.stem[4:]))
+    preds = run_dir / "predictions.jsonl"
+    evals = {f.parent.name: json.loads(f.read_text()) for f in sorted(run_dir.glob("eval*/eval.json"))}
+    return {"criteria": json.loads(crit.read_text()), "snapshots": [json.loads(f.read_text()) for f in snaps],
+            "predictions": [json.loads(x) for x in preds.read_text().splitlines()] if preds.exists() else [],
+            "evals": evals}
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _plots(d: dict) -> dict[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = {}
+    if d["snapshots"]:
+        fig, ax = plt.subplots(figsize=(7, 3.6))
+        names = sorted({c["name"] for s in d["snapshots"] for c in s["criteria"]})
+        for name in names:
+            pts = [(s["iteration"], c["seed_accuracy"]) for s in d["snapshots"] for c in s["criteria"]
+                   if c["name"] == name and c["seed_accuracy"] is not None]
+            if pts:
+                ax.plot(*zip(*pts), marker="o", label=name[:28])
+        flow = [(s["iteration"], s["flow_soft_accuracy"]) for s in d["snapshots"] if s["flow_soft_accuracy"] is not None]
+        if flow:
+            ax.plot(*zip(*flow), color="black", linewidth=3, marker="s", label="FLOW (soft vote)")
+        th = d["criteria"].get("thresholds", {})
+        for y in (th.get("low"), th.get("good")):
+            if y is not None:
+                ax.axhline(y, color="grey", linestyle=":", linewidth=1)
+        ax.set(xlabel="iteration", ylabel="accuracy on seed pairs", ylim=(0, 1.02), title="Evolution of the criteria")
+        ax.set_xticks(sorted({s["iteration"] for s in d["snapshots"]}))
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
+        out["evolution"] = _png(fig)
+        plt.close(fig)
+    final = d["criteria"]["criteria"]
+    if final:
+        fig, ax = plt.subplots(figsize=(7, 0.45 * len(final) + 1.2))
+        ys = range(len(final))
+        acc = [c["accuracy"] or 0 for c in final]
+        err = [[a - (c["ci_low"] or 0) for a, c in zip(acc, final)], [(c["ci_high"] or 0) - a for a, c in zip(acc, final)]]
+        ax.errorbar(acc, ys, xerr=err, fmt="o", capsize=4)
+        ax.set_yticks(list(ys), [f"{c['name'][:30]} v{c['version']}" for c in final])
+        ax.axvline(0.5, color="grey", linestyle=":")
+        ax.set(xlim=(0, 1), xlabel="accuracy (95% Wilson interval)", title="Final criteria on the seed pairs")
+        out["final"] = _png(fig)
+        plt.close(fig)
+    if d["predictions"]:
+        fig, ax = plt.subplots(figsize=(7, 3))
+        right = [p["margin"] if p["human"] == "a" else -p["margin"] for p in d["predictions"]]
+        ax.hist(right, bins=15, color="#3b7ddd")
+        ax.axvline(0, color="black")
+        ax.set(xlabel="vote margin toward the human choice (Σ p_human − p_other)", ylabel="seed pairs",
+               title="How decisively the criteria vote")
+        out["margins"] = _png(fig)
+        plt.close(fig)
+    if d["evals"]:
+        fig, ax = plt.subplots(figsize=(7, 0.5 * len(d["evals"]) + 1.2))
+        items = list(d["evals"].items())
+        accs = [e["flow_soft"]["accuracy"] or 0 for _, e in items]
+        err = [[a - e["flow_soft"]["ci_low"] for a, (_, e) in zip(accs, items)],
+               [e["flow_soft"]["ci_high"] - a for a, (_, e) in zip(accs, items)]]
+        ax.barh(range(len(items)), accs, xerr=err, color="#7aa6e8", capsize=4)
+        ax.set_yticks(range(len(items)), [e.get("method", k) for k, e in items])
+        ax.set(xlim=(0, 1), xlabel="accuracy on held-out human pairs (soft vote, 95% CI)", title="Evaluation")
+        out["evals"] = _png(fig)
+        plt.close(fig)
+    return out
+
+
+def _markdown(d: dict) -> str:
+    c = d["criteria"]
+    lines = ["# critmine run report", "", "## Final criteria", "",
+             "| criterion | version | origin | accuracy | 95% CI | coverage | n |", "|---|---|---|---|---|---|---|"]
+    for x in c["criteria"]:
+        acc = "-" if x["accuracy"] is None else f"{x['accuracy']:.3f}"
+        lines.append(f"| {x['name']} | {x['version']} | {x['origin']} | {acc} | [{x['ci_low']:.2f}, {x['ci_high']:.2f}] "
+                     f"| {x['coverage']:.2f} | {x['n_judged']} |")
+    lines += ["", "Descriptions:", ""] + [f"- **{x['name']}**: {x['description']}" for x in c["criteria"]]
+    for kind, f in c.get("flow_on_seeds", {}).items():
+        if f["accuracy"] is not None:
+            lines.append(f"\nFlow ({kind} vote) on the seed pairs: {f['accuracy']:.3f} "
+                         f"[{f['ci_low']:.2f}, {f['ci_high']:.2f}], coverage {f['coverage']:.2f}")
+    if d["evals"]:
+        lines += ["", "## Evaluation on held-out pairs", "", "| method | accuracy | 95% CI | coverage | kappa | n |",
+                  "|---|---|---|---|---|---|"]
+        for k, e in d["evals"].items():
+            s = e["flow_soft"]
+            kappa = "-" if s["kappa"] is None else f"{s['kappa']:.2f}"
+            acc = "-" if s["accuracy"] is None else f"{s['accuracy']:.3f}"
+            lines.append(f"| {e.get('method', k)} | {acc} | [{s['ci_low']:.2f}, {s['ci_high']:.2f}] | "
+                         f"{s['coverage']:.2f} | {kappa} | {s['n_judged']} |")
+            if "injection" in e and e["injection"]["flip_rate"] is not None:
+                lines.append(f"| {e.get('method', k)} + injection | flip rate {e['injection']['flip_rate']:.3f} | | | | |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(run_dir: str | Path) -> tuple[Path, Path]:
+    run_dir = Path(run_dir)
+    d = _load(run_dir)
+    md = _markdown(d)
+    plots = _plots(d)
+    titles = {"evolution": "Accuracy of each criterion across iterations", "final": "Final criteria",
+              "margins": "Vote margins on the seeds", "evals": "Held-out evaluation"}
+    figures = "".join(f'<h2>{titles[k]}</h2><img alt="{k}" src="data:image/png;base64,{v}">' for k, v in plots.items())
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>critmine report</title><style>"
+            "body{font-family:system-ui,sans-serif;max-width:1000px;margin:24px auto;color:#1d2330}"
+            "pre{white-space:pre-wrap;background:#f6f7f9;padding:12px;border-radius:6px}img{max-width:100%}"
+            f"</style></head><body><pre>{html.escape(md)}</pre>{figures}</body></html>")
+    (run_dir / "report.md").write_text(md, encoding="utf-8")
+    (run_dir / "report.html").write_text(page, encoding="utf-8")
+    return run_dir / "report.md", run_dir / "report.html"
