@@ -233,6 +233,7 @@ class MiningFlow:
             "knowledge_base_candidates": state.get("kb_candidates") or [],
             "flow_on_seeds": flow,
             "iterations_run": state.get("iteration", 0),
+            "seed_pair_ids": [p.id for p in self.pairs],  # so no evaluation can count them as test pairs
             "thresholds": {"low": self.cfg.low_threshold, "good": self.cfg.good_threshold},
         })
         write_jsonl_atomic(self.run_dir / "predictions.jsonl",

@@ -35,7 +35,10 @@ def _stats(pred: list[str], gold: list[str]) -> dict:
 
 
 def seed_ids_of(criteria_file: Path) -> set[str]:
-    """Ids of the seed pairs the criteria were mined on (from the run's config.json), if known."""
+    """Ids of the seed pairs the criteria were mined on: recorded in criteria.json (older runs: config.json)."""
+    recorded = json.loads(criteria_file.read_text()).get("seed_pair_ids")
+    if recorded is not None:
+        return set(recorded)
     cfg = criteria_file.parent / "config.json"
     if not cfg.exists():
         return set()

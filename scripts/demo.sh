@@ -7,7 +7,7 @@ RUN=${2:-runs/demo}
 rm -rf "$RUN"
 phase() { local name=$1; shift; local t0=$SECONDS; "$@"; echo "[demo] $name took $((SECONDS - t0)) s"; }
 phase "mine (30 seed pairs)" "$PY" -m critmine.cli mine --pairs data/argument/seed.jsonl --out "$RUN" \
-    --n-criteria 6 --iterations 2
+    --n-criteria 6 --iterations 2 --kb-domains argument,fluency --kb-max-candidates 8
 phase "eval (60 dev pairs)" "$PY" -m critmine.cli eval --pairs data/argument/dev.jsonl --sample 60 --seed 0 \
     --criteria "$RUN/criteria.json" --out "$RUN/eval"
-echo "[demo] total $SECONDS s; results in $RUN"
+echo "[demo] total $SECONDS s; results in $RUN (open $RUN/report.html)"

@@ -32,6 +32,7 @@ def test_eval_on_held_out_pairs(fake, seeds, tmp_path, capsys):
 
 def test_eval_refuses_seed_pairs(fake, seeds, tmp_path, caplog):
     _mine(fake, seeds, tmp_path / "run")
+    (tmp_path / "run" / "config.json").unlink()  # the ids recorded in criteria.json are enough
     rc = main(["eval", "--pairs", str(seeds), "--criteria", str(tmp_path / "run" / "criteria.json"),
                "--base-url", fake.base_url, "--model", "fake"])
     assert rc == 2
