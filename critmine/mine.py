@@ -38,8 +38,10 @@ def prepare(cfg: MineConfig, *, resume: bool) -> tuple[MineConfig, list[Pair]]:
         if not saved.exists():
             raise InputError(f"{run_dir}: not a critmine run directory (no {CONFIG_FILE}); nothing to resume")
         stored = MineConfig.model_validate_json(saved.read_text())
-        # The run's definition comes from the run dir; only how to reach servers and the budget may change.
-        stored.manager.base_url, stored.worker.base_url = cfg.manager.base_url, cfg.worker.base_url
+        # The run's definition comes from the run dir; only how to reach servers and the budget may change
+        # (a URL given now replaces the stored one; none given keeps it).
+        stored.manager.base_url = cfg.manager.base_url or stored.manager.base_url
+        stored.worker.base_url = cfg.worker.base_url or stored.worker.base_url
         stored.manager.api_key, stored.worker.api_key = cfg.manager.api_key, cfg.worker.api_key
         stored.budget = cfg.budget
         cfg = stored

@@ -107,6 +107,6 @@ def test_budget_stops_cleanly_and_resume_finishes(fake, seeds, tmp_path):
     assert not (out / "criteria.json").exists() and (out / "checkpoints.sqlite").exists()
     before = fake.answered
     assert before == 40
-    assert mine(fake, seeds, out, "--resume") == 0
+    assert main(["mine", "--out", str(out), "--resume", *FAST]) == 0  # the stored --base-url is reused
     assert load(out)["criteria"]
     assert max(fake.keys.values()) == 1  # no answered request was ever asked again
