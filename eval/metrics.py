@@ -14,7 +14,8 @@ def wilson_interval(correct: int, n: int, z: float = 1.959964) -> tuple[float, f
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # The interval always contains p (floating point can put centre + half a hair below 1 when p == 1).
+    return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
 
 
 def agreement(predictions: Iterable[str], labels: Iterable[str]) -> tuple[int, int, int]:

@@ -66,7 +66,8 @@ def _plots(d: dict) -> dict[str, str]:
         fig, ax = plt.subplots(figsize=(7, 0.45 * len(final) + 1.2))
         ys = range(len(final))
         acc = [c["accuracy"] or 0 for c in final]
-        err = [[a - (c["ci_low"] or 0) for a, c in zip(acc, final)], [(c["ci_high"] or 0) - a for a, c in zip(acc, final)]]
+        err = [[max(0.0, a - (c["ci_low"] or 0)) for a, c in zip(acc, final)],
+               [max(0.0, (c["ci_high"] or 0) - a) for a, c in zip(acc, final)]]
         ax.errorbar(acc, ys, xerr=err, fmt="o", capsize=4)
         ax.set_yticks(list(ys), [f"{c['name'][:30]} v{c['version']}" for c in final])
         ax.axvline(0.5, color="grey", linestyle=":")
@@ -86,8 +87,8 @@ def _plots(d: dict) -> dict[str, str]:
         fig, ax = plt.subplots(figsize=(7, 0.5 * len(d["evals"]) + 1.2))
         items = list(d["evals"].items())
         accs = [e["flow_soft"]["accuracy"] or 0 for _, e in items]
-        err = [[a - e["flow_soft"]["ci_low"] for a, (_, e) in zip(accs, items)],
-               [e["flow_soft"]["ci_high"] - a for a, (_, e) in zip(accs, items)]]
+        err = [[max(0.0, a - e["flow_soft"]["ci_low"]) for a, (_, e) in zip(accs, items)],
+               [max(0.0, e["flow_soft"]["ci_high"] - a) for a, (_, e) in zip(accs, items)]]
         ax.barh(range(len(items)), accs, xerr=err, color="#7aa6e8", capsize=4)
         ax.set_yticks(range(len(items)), [e.get("method", k) for k, e in items])
         ax.set(xlim=(0, 1), xlabel="accuracy on held-out human pairs (soft vote, 95% CI)", title="Evaluation")

@@ -12,6 +12,10 @@ def test_wilson_interval_matches_the_textbook_value():
     lo, hi = wilson_interval(8, 10)  # p = 0.8, n = 10 → [0.490, 0.943]
     assert lo == pytest.approx(0.4902, abs=1e-4) and hi == pytest.approx(0.9433, abs=1e-4)
     assert wilson_interval(0, 0) == (0.0, 1.0)
+    for n in range(1, 200):  # the interval always contains the observed proportion, at 0 and 1 too
+        for k in (0, n // 3, n):
+            lo, hi = wilson_interval(k, n)
+            assert lo <= k / n <= hi
 
 
 def test_agreement_skips_abstentions_and_kappa():
