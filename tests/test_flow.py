@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from critmine.agents.scoring import fold_of
 from critmine.cli import main
 from tests.conftest import NOISY, make_pairs, make_script
 from tests.fake_server import FakeLLMServer
