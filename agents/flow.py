@@ -23,7 +23,7 @@ from critmine.agents import knowledge, scoring
 from critmine.agents.manager import Manager
 from critmine.agents.worker import Worker
 from critmine.config import MineConfig
-from critmine.eval.metrics import agreement, wilson_interval
+from critmine.eval.metrics import agreement, agreement_stats
 from critmine.io import write_json_atomic, write_jsonl_atomic
 from critmine.records import Criterion, Judgment, Pair, Rewrite
 
@@ -75,11 +75,8 @@ class MiningFlow:
         with tqdm(total=len(self.pairs), desc=f"retrieve ({len(candidates)} knowledge-base criteria)",
                   unit="pair") as bar:
             js = await self.worker.judge_all(self.pairs, candidates, phase="retrieve", progress=bar)
-        results: dict[str, dict] = {}
-        for j in js:
-            if j.order == "both":
-                results.setdefault(j.criterion, {})[j.pair_id] = [j.p_a, j.p_b, j.p_none, j.verdict]
-        scored = sorted((self._score(c, {c.key: results.get(c.name, {})}) for c in candidates),
+        results = scoring.result_tables(js)
+        scored = sorted((self._score(c, results) for c in candidates),
                         key=lambda c: (c.seed_accuracy or 0.0, c.coverage or 0.0), reverse=True)
         log.info("knowledge base: seed accuracy of %d retrieved candidates: %s", len(scored),
                  ", ".join(f"{c.name}={c.seed_accuracy:.2f}" if c.seed_accuracy is not None else f"{c.name}=n/a"
@@ -117,11 +114,7 @@ class MiningFlow:
         with tqdm(total=len(self.pairs), desc=f"judge (iteration {it}, {len(crits)} criteria)", unit="pair") as bar:
             js = await self.worker.judge_all(self.pairs, crits, progress=bar)
         write_jsonl_atomic(self.run_dir / "judgments" / f"iter{it}.jsonl", js)
-        results = dict(state.get("results") or {})
-        for j in js:
-            if j.order == "both":
-                results.setdefault(f"{j.criterion}@v{j.version}", {})[j.pair_id] = [j.p_a, j.p_b, j.p_none, j.verdict]
-        return {"results": results}
+        return {"results": {**(state.get("results") or {}), **scoring.result_tables(js)}}
 
     def _score(self, c: Criterion, results: dict) -> Criterion:
         return scoring.score(c, results.get(c.key, {}), self.pairs, low=self.cfg.low_threshold,
@@ -219,12 +212,8 @@ class MiningFlow:
         everything = [Criterion(**c) for c in (state.get("criteria") or {}).values()]
         final = scoring.select_final(everything, low=self.cfg.low_threshold, min_final=self.cfg.min_final)
         pred = scoring.votes([results.get(c.key, {}) for c in final], [p.id for p in self.pairs])
-        flow = {}
-        for kind in ("soft", "majority"):
-            correct, judged, total = agreement([pred[p.id][kind] for p in self.pairs], [p.better for p in self.pairs])
-            lo, hi = wilson_interval(correct, judged)
-            flow[kind] = {"accuracy": correct / judged if judged else None, "n_correct": correct, "n_judged": judged,
-                          "coverage": judged / total, "ci_low": lo, "ci_high": hi}
+        flow = {kind: agreement_stats([pred[p.id][kind] for p in self.pairs], [p.better for p in self.pairs])
+                for kind in ("soft", "majority")}
         final_names = {c.name for c in final}
         write_json_atomic(self.run_dir / "criteria.json", {
             "criteria": [c.model_dump() for c in final],

@@ -6,10 +6,19 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 
 from critmine.eval.metrics import agreement, wilson_interval
-from critmine.records import Criterion, Pair
+from critmine.records import Criterion, Judgment, Pair
 
 # Compact per-pair result kept in the flow state: [p_a, p_b, p_none, verdict]
 Result = list
+
+
+def result_tables(judgments: Iterable[Judgment]) -> dict[str, dict[str, Result]]:
+    """Combined ("both") judgments as compact tables: "name@vN" → pair id → [p_a, p_b, p_none, verdict]."""
+    tables: dict[str, dict[str, Result]] = {}
+    for j in judgments:
+        if j.order == "both":
+            tables.setdefault(f"{j.criterion}@v{j.version}", {})[j.pair_id] = [j.p_a, j.p_b, j.p_none, j.verdict]
+    return tables
 
 
 def fold_of(pair_id: str, folds: int) -> int:

@@ -48,14 +48,6 @@ def cache_dir() -> Path:
     return base / "critmine" / "models"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def model_path(model: str) -> Path:
     """Path of a ready GGUF file: a user's .gguf path as is, or a named model assembled once from its parts."""
     if model.endswith(".gguf"):

@@ -9,11 +9,11 @@ LLM calls, tokens, wall time) and writes it as JSON. Uses the embedded model unl
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import time
 from pathlib import Path
 
+from critmine.cli import setup_logging
 from critmine.config import EndpointConfig, MineConfig
 from critmine.eval.baselines import BASELINES
 from critmine.eval.evaluate import run_eval
@@ -54,9 +54,7 @@ def main() -> int:
     ap.add_argument("--kb-max-candidates", type=int, default=8)
     ap.add_argument("--baselines", default=",".join(BASELINES))
     args = ap.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("httpx", "httpx2", "httpcore", "openai"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    setup_logging()
     seeds = args.pairs_dir / "seed.jsonl"
     test = next((p for p in (args.pairs_dir / "test.jsonl", args.pairs_dir / "dev.jsonl") if p.exists()), None)
     if not seeds.exists() or test is None:

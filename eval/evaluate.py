@@ -12,26 +12,17 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from critmine.agents.scoring import votes
+from critmine.agents.scoring import result_tables, votes
 from critmine.agents.worker import Worker
 from critmine.config import EndpointConfig
 from critmine.endpoints import resolve
 from critmine.eval.baselines import Method, heuristic_judgments, inject, method_for
-from critmine.eval.metrics import agreement, cohen_kappa, wilson_interval
+from critmine.eval.metrics import agreement_stats
 from critmine.io import InputError, read_pairs, write_json_atomic, write_jsonl_atomic
 from critmine.llm import Budget, LLMClient, ResponseCache, Usage
 from critmine.records import Criterion, Judgment, Pair
 
 log = logging.getLogger(__name__)
-
-
-def _stats(pred: list[str], gold: list[str]) -> dict:
-    correct, judged, total = agreement(pred, gold)
-    lo, hi = wilson_interval(correct, judged)
-    kept = [(p, g) for p, g in zip(pred, gold, strict=True) if p in ("a", "b")]
-    kappa = cohen_kappa([p for p, _ in kept], [g for _, g in kept]) if kept else None
-    return {"accuracy": correct / judged if judged else None, "n_correct": correct, "n_judged": judged,
-            "coverage": judged / total if total else 0.0, "ci_low": lo, "ci_high": hi, "kappa": kappa}
 
 
 def seed_ids_of(criteria_file: Path) -> set[str]:
@@ -59,22 +50,22 @@ def load_test_pairs(path: str, criteria_file: Path | None, sample: int | None, s
 
 def summarise(pairs: list[Pair], criteria: list[Criterion], judgments: list[Judgment]) -> dict:
     gold = [p.better for p in pairs]
-    both = {(j.criterion, j.pair_id): j for j in judgments if j.order == "both"}
+    by_key = result_tables(judgments)
     per_order = {(j.criterion, j.pair_id, j.order): j for j in judgments if j.order != "both"}
     tables, rows = [], []
     for c in criteria:
-        table = {p.id: [j.p_a, j.p_b, j.p_none, j.verdict] for p in pairs if (j := both.get((c.name, p.id)))}
+        table = by_key.get(c.key, {})
         tables.append(table)
         rows.append({"name": c.name, "version": c.version, "seed_accuracy": c.accuracy,
-                     **_stats([table.get(p.id, [0, 0, 1, "none"])[3] for p in pairs], gold)})
+                     **agreement_stats([table.get(p.id, [0, 0, 1, "none"])[3] for p in pairs], gold)})
     pred = votes(tables, [p.id for p in pairs])
     flips = [per_order[(c.name, p.id, "ab")].verdict != per_order[(c.name, p.id, "ba")].verdict
              for c in criteria for p in pairs
              if (c.name, p.id, "ab") in per_order and (c.name, p.id, "ba") in per_order
              and not per_order[(c.name, p.id, "ab")].failed and not per_order[(c.name, p.id, "ba")].failed]
     return {"n_pairs": len(pairs), "criteria": rows, "predictions": pred,
-            "flow_soft": _stats([pred[p.id]["soft"] for p in pairs], gold),
-            "flow_majority": _stats([pred[p.id]["majority"] for p in pairs], gold),
+            "flow_soft": agreement_stats([pred[p.id]["soft"] for p in pairs], gold),
+            "flow_majority": agreement_stats([pred[p.id]["majority"] for p in pairs], gold),
             "swap_consistency": 1 - sum(flips) / len(flips) if flips else None}
 
 

@@ -29,6 +29,16 @@ def agreement(predictions: Iterable[str], labels: Iterable[str]) -> tuple[int, i
     return correct, judged, total
 
 
+def agreement_stats(predictions: list[str], labels: list[str]) -> dict:
+    """Accuracy over non-abstained predictions, Wilson 95% CI, coverage and Cohen's kappa on the judged ones."""
+    correct, judged, total = agreement(predictions, labels)
+    lo, hi = wilson_interval(correct, judged)
+    kept = [(p, g) for p, g in zip(predictions, labels, strict=True) if p in ("a", "b")]
+    kappa = cohen_kappa([p for p, _ in kept], [g for _, g in kept]) if kept else None
+    return {"accuracy": correct / judged if judged else None, "n_correct": correct, "n_judged": judged,
+            "coverage": judged / total if total else 0.0, "ci_low": lo, "ci_high": hi, "kappa": kappa}
+
+
 def cohen_kappa(x: list[str], y: list[str]) -> float:
     """Cohen's kappa between two label sequences of equal length."""
     n = len(x)
