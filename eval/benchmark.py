@@ -1,9 +1,12 @@
 """Benchmark: mine on a directory's seed pairs, then measure Flow and every baseline on its test pairs, one run.
 
     python eval/benchmark.py --pairs-dir data/forum [--out FILE.json] [--sample N --seed S] [--base-url URL]
+        [--work RUN_DIR] [--scorer SCORER_DIR | --scorer-corpus CORPUS --scorer-pairs N --group-by KEY]
 
 DIR holds seed.jsonl and test.jsonl (or dev.jsonl). Prints one table (method, accuracy with 95% CI, coverage,
 LLM calls, tokens, wall time) and writes it as JSON. Uses the embedded model unless --base-url is given.
+The scorer row is a Bradley–Terry scorer trained on agent labels (the mined criteria judge pairs of the test
+texts, or of --scorer-corpus); its LLM calls and wall time are those of labelling and training.
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ from pathlib import Path
 from critmine.cli import setup_logging
 from critmine.config import EndpointConfig, MineConfig
 from critmine.eval.baselines import BASELINES
-from critmine.eval.evaluate import run_eval
+from critmine.eval.evaluate import run_eval, run_scorer_eval
 from critmine.eval.report import write_report
-from critmine.io import InputError, write_json_atomic
+from critmine.io import InputError, read_pairs, write_json_atomic, write_jsonl_atomic
+from critmine.judging import run_judge
 from critmine.llm import Usage
 from critmine.mine import run_mine
+from critmine.scorer.train import train_scorer
 
 
 def _row(name: str, result: dict) -> dict:
@@ -40,6 +45,40 @@ def print_table(rows: list[dict]) -> None:
               f"{r['n']:>5}{r['llm_calls']:>11}{r['tokens']:>10}{r['wall_s']:>9.0f}")
 
 
+def test_text_pool(test: Path, out: Path) -> str:
+    """The distinct texts of the test pairs as documents (labels dropped): the scorer's unlabelled pool."""
+    seen: dict[str, dict] = {}
+    for p in read_pairs(test):
+        for side in ("a", "b"):
+            text = getattr(p, side)
+            seen.setdefault(text, {"id": f"{p.id}:{side}", "text": text, "meta": {}})
+    write_jsonl_atomic(out, seen.values())
+    return str(out)
+
+
+def scorer_row(args: argparse.Namespace, work: Path, test: Path, endpoint: EndpointConfig) -> dict:
+    """Train (or take) a scorer from agent labels and measure it on the test pairs like every other method."""
+    t0 = time.monotonic()
+    calls = tokens = 0
+    scorer_dir = args.scorer
+    if scorer_dir is None:
+        scorer_dir = work / "scorer"
+        labels = work / "scorer-labels.jsonl"
+        if not (scorer_dir / "scorer.json").exists():
+            corpus = args.scorer_corpus or test_text_pool(test, work / "scorer-pool.jsonl")
+            judged = run_judge(work / "criteria.json", labels, endpoint, corpus=corpus, n_pairs=args.scorer_pairs,
+                               seed=args.seed, group_by=args.group_by)
+            train_scorer(str(labels), scorer_dir, seed=args.seed)
+            calls, tokens = judged["llm_calls"] + judged["cached_calls"], judged["prompt_tokens"]
+        note = f"trained on agent labels of {args.scorer_pairs} pairs from {args.scorer_corpus or 'the test texts'}"
+    else:
+        note = f"given: {scorer_dir}"
+    result = run_scorer_eval(str(test), work / "eval-scorer", scorer_dir, sample=args.sample, seed=args.seed)
+    row = _row(result["method"].replace("scorer", "Scorer"), result)
+    row.update(llm_calls=calls, tokens=tokens, wall_s=time.monotonic() - t0, note=note)
+    return row
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs-dir", required=True, type=Path)
@@ -53,6 +92,11 @@ def main() -> int:
     ap.add_argument("--iterations", type=int, default=2)
     ap.add_argument("--kb-max-candidates", type=int, default=8)
     ap.add_argument("--baselines", default=",".join(BASELINES))
+    ap.add_argument("--scorer", type=Path, help="measure this scorer directory instead of training one")
+    ap.add_argument("--scorer-corpus", help="documents to sample the scorer's training pairs from "
+                                            "(default: the texts of the test pairs, without their labels)")
+    ap.add_argument("--scorer-pairs", type=int, default=150, help="pairs the agents label for the scorer")
+    ap.add_argument("--group-by", help="with --scorer-corpus: pair only documents with the same meta value")
     args = ap.parse_args()
     setup_logging()
     seeds = args.pairs_dir / "seed.jsonl"
@@ -76,6 +120,7 @@ def main() -> int:
         rows[0]["majority_accuracy"] = flow["flow_majority"]["accuracy"]
         for name in [b for b in args.baselines.split(",") if b]:
             rows.append(_row(name, run_eval(str(test), work / f"eval-{name}", endpoint, baseline=name, **common)))
+        rows.insert(1, scorer_row(args, work, test, endpoint))
     except InputError as e:
         print(str(e), file=sys.stderr)
         return 2
@@ -85,7 +130,7 @@ def main() -> int:
     print(f"Flow majority vote: {'-' if maj is None else f'{maj:.3f}'}; "
           f"injection flip rate: {flow['injection']['flip_rate']}; mining: {mine_row['llm_calls']} LLM calls, "
           f"{mine_row['tokens']} tokens, {mine_row['wall_s']:.0f} s")
-    print("scorer: not measured (the scorer is built by the distil-and-apply issue)")
+    print(f"scorer: {rows[1]['note']}")
     write_report(work)
     out = args.out or work / "benchmark.json"
     write_json_atomic(out, {"pairs_dir": str(args.pairs_dir), "test": str(test), "rows": rows, "mining": mine_row})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
@@ -15,11 +14,11 @@ from tqdm.auto import tqdm
 from critmine.agents.scoring import result_tables, votes
 from critmine.agents.worker import Worker
 from critmine.config import EndpointConfig
-from critmine.endpoints import resolve
+from critmine.endpoints import worker_client
 from critmine.eval.baselines import Method, heuristic_judgments, inject, method_for
 from critmine.eval.metrics import agreement_stats
 from critmine.io import InputError, read_pairs, write_json_atomic, write_jsonl_atomic
-from critmine.llm import Budget, LLMClient, ResponseCache, Usage
+from critmine.llm import Usage
 from critmine.records import Criterion, Judgment, Pair
 
 log = logging.getLogger(__name__)
@@ -96,27 +95,14 @@ async def _judge(pair_sets: list[list[Pair]], method: Method, worker_cfg: Endpoi
     """Judge each set of pairs with the method, in one client session (one embedded server start)."""
     if method.heuristic:
         return [heuristic_judgments(pairs, method.heuristic) for pairs in pair_sets]
-    cache = ResponseCache(out / "llm_cache.sqlite")
-    client = None
-    try:
-        with contextlib.ExitStack() as stack:
-            if engine == "vllm-offline":
-                from critmine.llm.vllm_offline import VllmOfflineClient
-
-                client = VllmOfflineClient(worker_cfg.model, usage=usage, cache=cache,
-                                           kv_cache_memory_bytes=kv_cache_memory_bytes)
-            else:
-                client = LLMClient(resolve(worker_cfg, stack, {}), usage=usage, cache=cache, budget=Budget())
-            worker = Worker(client, max_text_chars=max_text_chars, template=method.template)
-            results = []
-            for pairs in pair_sets:
-                with tqdm(total=len(pairs), desc=f"eval {method.name}", unit="pair") as bar:
-                    results.append(await worker.judge_all(pairs, method.criteria, phase="eval", progress=bar))
-            return results
-    finally:
-        if client is not None:
-            await client.aclose()
-        cache.close()
+    async with worker_client(worker_cfg, out / "llm_cache.sqlite", usage, engine=engine,
+                             kv_cache_memory_bytes=kv_cache_memory_bytes) as client:
+        worker = Worker(client, max_text_chars=max_text_chars, template=method.template)
+        results = []
+        for pairs in pair_sets:
+            with tqdm(total=len(pairs), desc=f"eval {method.name}", unit="pair") as bar:
+                results.append(await worker.judge_all(pairs, method.criteria, phase="eval", progress=bar))
+        return results
 
 
 def injection_effect(pairs: list[Pair], clean: dict, injected: dict) -> dict:
@@ -132,6 +118,37 @@ def injection_effect(pairs: list[Pair], clean: dict, injected: dict) -> dict:
         toward += after == worse and before != worse
     return {"pairs": judged, "flip_rate": flips / judged if judged else None,
             "toward_injected_rate": toward / judged if judged else None}
+
+
+def scorer_training_ids(scorer_dir: Path) -> set[str]:
+    """Ids of the pairs a scorer was trained on (when its training file is still there)."""
+    trained_on = json.loads((scorer_dir / "scorer.json").read_text()).get("trained_on")
+    return {p.id for p in read_pairs(trained_on)} if trained_on and Path(trained_on).exists() else set()
+
+
+def run_scorer_eval(pairs_path: str, out: Path, scorer_dir: Path, *, sample: int | None = None,
+                    seed: int = 0) -> dict:
+    """`critmine eval --scorer`: "the higher score wins" against human labels (no LLM call)."""
+    from critmine.scorer.model import Scorer
+
+    scorer = Scorer.load(scorer_dir)
+    pairs = load_test_pairs(pairs_path, None, sample, seed)
+    overlap = sorted(scorer_training_ids(scorer_dir) & {p.id for p in pairs})
+    if overlap:
+        raise InputError(f"{pairs_path}: {len(overlap)} test pairs were training pairs of the scorer "
+                         f"(e.g. '{overlap[0]}'); a reported accuracy must not include them")
+    t0 = time.monotonic()
+    sa, sb = scorer.score([p.a for p in pairs]), scorer.score([p.b for p in pairs])
+    pred = {p.id: {"margin": float(x - y), "soft": "a" if x > y else "b" if y > x else "none"}
+            for p, x, y in zip(pairs, sa, sb, strict=True)}
+    stats = agreement_stats([pred[p.id]["soft"] for p in pairs], [p.better for p in pairs])
+    result = {"method": f"scorer ({scorer.meta['features']})", "n_pairs": len(pairs), "criteria": [],
+              "predictions": pred, "flow_soft": stats, "flow_majority": stats, "swap_consistency": 1.0,
+              "pairs": pairs_path, "scorer": str(scorer_dir), "wall_s": time.monotonic() - t0, "llm_calls": 0,
+              "tokens": 0}
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "eval.json", result)
+    return result
 
 
 def run_eval(pairs_path: str, out: Path, worker_cfg: EndpointConfig, *, criteria_file: Path | None = None,

@@ -2,7 +2,8 @@
 
 Shows what a run directory holds: the evolution of each criterion's accuracy across iterations, the final criteria
 with 95% intervals, the distribution of the flow's vote margins on the seeds, and any evaluations beside the run
-(eval*/eval.json), flow and baselines side by side.
+(eval*/eval.json), flow and baselines side by side; after `critmine run`, also the agent labels, the scorer's
+accuracy, the corpus score histogram and what the selection kept.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import io
 import json
 from pathlib import Path
 
+from critmine.eval import report_distil
 from critmine.io import InputError
 
 
@@ -25,7 +27,7 @@ def _load(run_dir: Path) -> dict:
     evals = {f.parent.name: json.loads(f.read_text()) for f in sorted(run_dir.glob("eval*/eval.json"))}
     return {"criteria": json.loads(crit.read_text()), "snapshots": [json.loads(f.read_text()) for f in snaps],
             "predictions": [json.loads(x) for x in preds.read_text().splitlines()] if preds.exists() else [],
-            "evals": evals}
+            "evals": evals, "distil": report_distil.load(run_dir)}
 
 
 def _png(fig) -> str:
@@ -94,6 +96,7 @@ def _plots(d: dict) -> dict[str, str]:
         ax.set(xlim=(0, 1), xlabel="accuracy on held-out human pairs (soft vote, 95% CI)", title="Evaluation")
         out["evals"] = _png(fig)
         plt.close(fig)
+    out.update(report_distil.plots(d["distil"], plt, _png))
     return out
 
 
@@ -121,6 +124,7 @@ def _markdown(d: dict) -> str:
                          f"{s['coverage']:.2f} | {kappa} | {s['n_judged']} |")
             if "injection" in e and e["injection"]["flip_rate"] is not None:
                 lines.append(f"| {e.get('method', k)} + injection | flip rate {e['injection']['flip_rate']:.3f} | | | | |")
+    lines += report_distil.markdown(d["distil"])
     return "\n".join(lines) + "\n"
 
 
@@ -130,7 +134,8 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
     md = _markdown(d)
     plots = _plots(d)
     titles = {"evolution": "Accuracy of each criterion across iterations", "final": "Final criteria",
-              "margins": "Vote margins on the seeds", "evals": "Held-out evaluation"}
+              "margins": "Vote margins on the seeds", "evals": "Held-out evaluation",
+              "scores": "Corpus scores and selection"}
     figures = "".join(f'<h2>{titles[k]}</h2><img alt="{k}" src="data:image/png;base64,{v}">' for k, v in plots.items())
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>critmine report</title><style>"
             "body{font-family:system-ui,sans-serif;max-width:1000px;margin:24px auto;color:#1d2330}"

@@ -97,3 +97,49 @@ def test_mine_and_eval_write_a_self_contained_report(fake, seeds, tmp_path):
     assert "http://" not in html and "https://" not in html  # opens offline
     md = (tmp_path / "run" / "report.md").read_text()
     assert "| thoroughness | 1 | proposed | 0.833 |" in md and "## Evaluation on held-out pairs" in md
+
+
+def test_benchmark_table_has_flow_scorer_and_baselines(fake, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    d = tmp_path / "bench"
+    d.mkdir()
+    (d / "seed.jsonl").write_text("".join(json.dumps(p) + "\n" for p in make_pairs()))
+    test = [{**p, "id": f"t{i}", "a": p["a"].replace("[p", "[t"), "b": p["b"].replace("[p", "[t")}
+            for i, p in enumerate(make_pairs(40)[12:])]
+    (d / "test.jsonl").write_text("".join(json.dumps(p) + "\n" for p in test))
+    from tests.test_distil import make_corpus
+
+    make_corpus(tmp_path / "corpus.jsonl")  # distinct lengths: the fake's rule decides every corpus pair
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, str(root / "eval" / "benchmark.py"), "--pairs-dir", str(d), "--work",
+                           str(tmp_path / "work"), "--base-url", fake.base_url, "--model", "fake",
+                           "--kb-max-candidates", "0", "--baselines", "length,random", "--scorer-pairs", "40",
+                           "--scorer-corpus", str(tmp_path / "corpus.jsonl")],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = json.loads((tmp_path / "work" / "benchmark.json").read_text())
+    methods = [r["method"] for r in table["rows"]]
+    assert methods == ["Flow", "Scorer (hashing)", "length", "random"]
+    flow, scorer, length = table["rows"][:3]
+    assert flow["accuracy"] == 1.0 and length["accuracy"] == 1.0  # the test pairs follow the hidden rule
+    # measured like every method (its quality is tested in test_distil: the fake's length rule cannot be learnt
+    # from length-matched corpus pairs)
+    assert scorer["n"] == 28 and scorer["llm_calls"] > 0 and scorer["accuracy"] is not None
+    assert (tmp_path / "work" / "scorer" / "scorer.json").exists()
+    assert "Scorer (hashing)" in proc.stdout
+
+
+def test_eval_scorer_refuses_its_training_pairs(tmp_path, caplog):
+    (tmp_path / "lab.jsonl").write_text("".join(json.dumps(p) + "\n" for p in make_pairs(20)))
+    assert main(["train", "--pairs", str(tmp_path / "lab.jsonl"), "--out", str(tmp_path / "s"), "--holdout", "0"]) == 0
+    (tmp_path / "test.jsonl").write_text("".join(json.dumps(p) + "\n" for p in make_pairs(4)))
+    assert main(["eval", "--pairs", str(tmp_path / "test.jsonl"), "--scorer", str(tmp_path / "s")]) == 2
+    assert any("were training pairs of the scorer" in r.getMessage() for r in caplog.records)
+    held = [{**p, "id": f"h{i}"} for i, p in enumerate(make_pairs(4))]
+    (tmp_path / "held.jsonl").write_text("".join(json.dumps(p) + "\n" for p in held))
+    assert main(["eval", "--pairs", str(tmp_path / "held.jsonl"), "--scorer", str(tmp_path / "s")]) == 0
+    result = json.loads((tmp_path / "s" / "eval" / "eval.json").read_text())
+    assert result["flow_soft"]["n_judged"] == 4 and result["llm_calls"] == 0

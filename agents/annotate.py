@@ -1,0 +1,123 @@
+"""`critmine judge`: agent annotation at scale — every pair under every final criterion, resumably.
+
+Pairs are judged in shards; a shard file appears (atomic rename) only when all its pairs are judged, so a
+killed run loses at most one shard's work, and even that is free on rerun (the LLM response cache). The
+label of a pair is the soft vote p(a better) = mean over voting criteria of p_a / (p_a + p_b), with the
+majority vote and each criterion's verdict beside it; criteria that abstain do not vote.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from critmine.io import InputError, read_pairs, write_json_atomic, write_jsonl_atomic
+from critmine.records import Criterion, Judgment, Pair
+
+log = logging.getLogger(__name__)
+MANIFEST, PAIRS = "manifest.json", "pairs.jsonl"
+
+
+def load_criteria(criteria_file: Path) -> list[Criterion]:
+    if not criteria_file.exists():
+        raise InputError(f"{criteria_file}: no such criteria file (run `critmine mine` first)")
+    try:
+        criteria = [Criterion(**c) for c in json.loads(criteria_file.read_text())["criteria"]]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise InputError(f"{criteria_file}: not a criteria.json of a mining run ({e})") from None
+    if not criteria:
+        raise InputError(f"{criteria_file}: no criteria")
+    return criteria
+
+
+def shard_record(pair: Pair, judgments: Sequence[Judgment]) -> dict:
+    """What a shard stores per pair: the pair and each criterion's combined judgment."""
+    votes = {j.criterion: {"p_a": j.p_a, "p_b": j.p_b, "p_none": j.p_none, "verdict": j.verdict, "failed": j.failed}
+             for j in judgments if j.order == "both" and j.pair_id == pair.id}
+    return {**pair.model_dump(), "votes": votes}
+
+
+def label(record: dict) -> dict | None:
+    """Soft vote, majority vote and confidence of one judged pair; None when no criterion voted."""
+    qs, verdicts = [], {}
+    for name, v in record["votes"].items():
+        verdicts[name] = v["verdict"]
+        if v["failed"] or v["verdict"] == "none" or v["p_a"] + v["p_b"] <= 1e-9:
+            continue
+        qs.append(v["p_a"] / (v["p_a"] + v["p_b"]))
+    if not qs:
+        return None
+    p_a = sum(qs) / len(qs)
+    n_a = sum(v == "a" for v in verdicts.values())
+    n_b = sum(v == "b" for v in verdicts.values())
+    return {"p_a": round(p_a, 6), "majority": "a" if n_a > n_b else "b" if n_b > n_a else "none",
+            "confidence": round(abs(2 * p_a - 1), 6), "agreement": max(n_a, n_b) / len(qs),
+            "n_voting": len(qs), "votes": verdicts}
+
+
+def labelled_pairs(records: Sequence[dict], min_confidence: float) -> tuple[list[Pair], dict]:
+    """Pairs with agent labels (`better` from the soft vote, the rest in meta), and what was dropped."""
+    out, no_vote, unsure = [], 0, 0
+    for r in records:
+        lab = label(r)
+        if lab is None:
+            no_vote += 1
+            continue
+        if lab["confidence"] < min_confidence or lab["p_a"] == 0.5:
+            unsure += 1
+            continue
+        out.append(Pair(id=r["id"], a=r["a"], b=r["b"], better="a" if lab["p_a"] > 0.5 else "b",
+                        meta={**r.get("meta", {}), **lab}))
+    return out, {"judged": len(records), "labelled": len(out), "dropped_no_vote": no_vote,
+                 "dropped_low_confidence": unsure}
+
+
+def digest(items: Sequence[str]) -> str:
+    return hashlib.sha256("\n".join(items).encode("utf-8")).hexdigest()
+
+
+class ShardStore:
+    """The parts directory beside the output: the pairs to judge, the manifest, and one file per shard."""
+
+    def __init__(self, parts_dir: Path, shard_size: int):
+        self.dir, self.shard_size = parts_dir, shard_size
+
+    def prepare(self, pairs: list[Pair], criteria: list[Criterion]) -> None:
+        manifest = {"pairs": digest([p.id for p in pairs]), "shard_size": self.shard_size,
+                    "criteria": digest([f"{c.name}@v{c.version}:{c.description}" for c in criteria])}
+        f = self.dir / MANIFEST
+        if f.exists():
+            old = json.loads(f.read_text())
+            if old != manifest:
+                changed = ", ".join(k for k in manifest if old.get(k) != manifest[k])
+                raise InputError(f"{self.dir}: holds a judging run with other inputs ({changed} changed); "
+                                 "choose another --out")
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        write_jsonl_atomic(self.dir / PAIRS, pairs)
+        write_json_atomic(f, manifest)
+
+    def shards(self, pairs: list[Pair]) -> list[list[Pair]]:
+        return [pairs[i:i + self.shard_size] for i in range(0, len(pairs), self.shard_size)]
+
+    def path(self, index: int) -> Path:
+        return self.dir / f"shard-{index:05d}.jsonl"
+
+    def pending(self, pairs: list[Pair]) -> list[tuple[int, list[Pair]]]:
+        return [(i, s) for i, s in enumerate(self.shards(pairs)) if not self.path(i).exists()]
+
+    def write(self, index: int, records: list[dict]) -> None:
+        write_jsonl_atomic(self.path(index), records)
+
+    def records(self, pairs: list[Pair]) -> list[dict]:
+        out = []
+        for i, _ in enumerate(self.shards(pairs)):
+            out += [json.loads(x) for x in self.path(i).read_text().splitlines() if x.strip()]
+        return out
+
+    def saved_pairs(self) -> list[Pair] | None:
+        f = self.dir / PAIRS
+        return read_pairs(f) if f.exists() else None

@@ -1,0 +1,98 @@
+"""`critmine judge`: set up the pairs and the shard store, judge pending shards on an engine, write labels."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from critmine.agents.annotate import ShardStore, labelled_pairs, load_criteria, shard_record
+from critmine.agents.worker import Worker
+from critmine.config import EndpointConfig
+from critmine.endpoints import resolve, worker_client
+from critmine.io import InputError, iter_documents, read_pairs, write_json_atomic, write_jsonl_atomic
+from critmine.llm import Usage
+from critmine.records import Criterion, Pair
+from critmine.sampling import sample_pairs
+
+log = logging.getLogger(__name__)
+
+
+def parts_dir(out: Path) -> Path:
+    return out.with_name(out.name + ".parts")
+
+
+def pairs_to_judge(store: ShardStore, pairs_path: str | None, corpus: str | None, n_pairs: int | None, *,
+                   seed: int, group_by: str | None, length_ratio: float) -> list[Pair]:
+    if (pairs_path is None) == (corpus is None):
+        raise InputError("judge: give exactly one of --pairs and --corpus")
+    if pairs_path is not None:
+        return read_pairs(pairs_path)
+    saved = store.saved_pairs()  # a resumed run judges exactly the pairs it sampled first
+    if saved is not None:
+        return saved
+    if not n_pairs:
+        raise InputError("judge: --corpus needs --n-pairs")
+    return sample_pairs(iter_documents(corpus), n_pairs, seed=seed, length_ratio=length_ratio, group_by=group_by)
+
+
+async def _judge_local(pending, criteria: list[Criterion], store: ShardStore, worker_cfg: EndpointConfig, usage: Usage,
+                       engine: str, max_text_chars: int, kv_cache_memory_bytes: int | None, total: int) -> None:
+    save_usage = lambda: write_json_atomic(store.dir / "usage.json", usage.model_dump())  # noqa: E731
+    async with worker_client(worker_cfg, store.dir / "llm_cache.sqlite", usage, engine=engine,
+                             kv_cache_memory_bytes=kv_cache_memory_bytes, on_paid=save_usage) as client:
+        worker = Worker(client, max_text_chars=max_text_chars)
+        with tqdm(total=total, initial=total - sum(len(s) for _, s in pending), desc="judge", unit="pair") as bar:
+            for index, shard in pending:
+                judgments = await worker.judge_all(shard, criteria, phase="label", progress=bar)
+                store.write(index, [shard_record(p, judgments) for p in shard])
+    save_usage()
+
+
+def run_judge(criteria_file: Path, out: Path, worker_cfg: EndpointConfig, *, pairs_path: str | None = None,
+              corpus: str | None = None, n_pairs: int | None = None, seed: int = 0, group_by: str | None = None,
+              length_ratio: float = 1.5, engine: str = "server", shard_size: int = 16, min_confidence: float = 0.0,
+              max_text_chars: int = 2400, kv_cache_memory_bytes: int | None = None, workers: int = 2) -> dict:
+    criteria = load_criteria(criteria_file)
+    if not 0.0 <= min_confidence < 1.0:
+        raise InputError("--min-confidence must be in [0, 1)")
+    store = ShardStore(parts_dir(out), shard_size)
+    pairs = pairs_to_judge(store, pairs_path, corpus, n_pairs, seed=seed, group_by=group_by,
+                           length_ratio=length_ratio)
+    store.prepare(pairs, criteria)
+    pending = store.pending(pairs)
+    log.info("judging %d pairs under %d criteria (%s): %d of %d shards to do", len(pairs), len(criteria),
+             ", ".join(c.name for c in criteria), len(pending), len(store.shards(pairs)))
+    t0 = time.monotonic()
+    usage_file = store.dir / "usage.json"
+    usage = Usage.model_validate_json(usage_file.read_text()) if usage_file.exists() else Usage()
+    if pending and engine == "ray":
+        from critmine.agents.annotate_ray import judge_with_ray
+
+        with contextlib.ExitStack() as stack:
+            endpoint = resolve(worker_cfg, stack, {})
+            judge_with_ray(pending, criteria, store, endpoint, usage, max_text_chars=max_text_chars, workers=workers)
+        write_json_atomic(usage_file, usage.model_dump())
+    elif pending:
+        asyncio.run(_judge_local(pending, criteria, store, worker_cfg, usage, engine, max_text_chars,
+                                 kv_cache_memory_bytes, len(pairs)))
+    labelled, counts = labelled_pairs(store.records(pairs), min_confidence)
+    write_jsonl_atomic(out, labelled)
+    total = usage.total()
+    summary = {**counts, "criteria": [c.name for c in criteria], "engine": engine, "min_confidence": min_confidence,
+               "wall_s": round(time.monotonic() - t0, 2), "llm_calls": total.calls, "cached_calls": total.cached_calls,
+               "prompt_tokens": total.prompt_tokens, "out": str(out)}
+    write_json_atomic(store.dir / "summary.json", summary)
+    return summary
+
+
+def describe(summary: dict) -> str:
+    return (f"judged {summary['judged']} pairs under {len(summary['criteria'])} criteria "
+            f"({', '.join(summary['criteria'])}); labelled {summary['labelled']}, dropped "
+            f"{summary['dropped_no_vote']} with no vote and {summary['dropped_low_confidence']} below confidence "
+            f"{summary['min_confidence']}; {summary['llm_calls']} paid LLM calls, {summary['cached_calls']} from the "
+            f"cache; wrote {summary['out']}")

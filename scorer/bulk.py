@@ -1,0 +1,170 @@
+"""`critmine score`: stream a corpus through a scorer into Parquet shards, resumably.
+
+Local engine: documents are read and validated one by one (`critmine.io`), scored in batches by a pool of
+worker processes, and written as `part-NNNNN.parquet` shards of `shard_size` rows; a shard appears (atomic
+rename) only when complete, so a killed run resumes after the last complete shard with no row lost or
+duplicated. `_SUCCESS` marks a finished output. Memory holds a few batches, never the corpus.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+from critmine.io import InputError, iter_documents, write_json_atomic
+from critmine.records import Document
+from critmine.scorer.model import Scorer, count_tokens
+
+log = logging.getLogger(__name__)
+SUCCESS, MANIFEST = "_SUCCESS", "_manifest.json"
+SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("meta", pa.string()), ("score", pa.float64()),
+                    ("n_tokens", pa.int64())])
+
+_scorer: Scorer | None = None  # one per worker process
+
+
+def _init_worker(scorer_dir: str) -> None:
+    global _scorer
+    _scorer = Scorer.load(scorer_dir)
+
+
+def _score_texts(texts: list[str]) -> tuple[np.ndarray, list[int]]:
+    assert _scorer is not None
+    return _scorer.score(texts), [count_tokens(t) for t in texts]
+
+
+def _batches(docs: Iterator[Document], size: int) -> Iterator[list[Document]]:
+    while batch := list(islice(docs, size)):
+        yield batch
+
+
+def _write_shard(out_dir: Path, index: int, rows: list[tuple[Document, float, int]]) -> None:
+    table = pa.table({"id": [d.id for d, _, _ in rows], "text": [d.text for d, _, _ in rows],
+                      "meta": [json.dumps(d.meta, ensure_ascii=False) for d, _, _ in rows],
+                      "score": [s for _, s, _ in rows], "n_tokens": [n for _, _, n in rows]}, schema=SCHEMA)
+    tmp = out_dir / f".part-{index:05d}.parquet.tmp"
+    pq.write_table(table, tmp)
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, out_dir / f"part-{index:05d}.parquet")
+
+
+def _manifest(scorer_dir: Path, input_path: str, shard_size: int, engine: str) -> dict:
+    st = os.stat(input_path)
+    meta = json.loads((scorer_dir / "scorer.json").read_text())
+    return {"input": str(Path(input_path).resolve()), "input_size": st.st_size, "input_mtime": int(st.st_mtime),
+            "scorer": str(scorer_dir.resolve()), "scorer_created": meta.get("created"), "shard_size": shard_size,
+            "engine": engine}
+
+
+def _check_resume(out_dir: Path, manifest: dict) -> None:
+    f = out_dir / MANIFEST
+    if not f.exists():
+        if any(out_dir.iterdir()):
+            raise InputError(f"{out_dir}: exists and is not a critmine scoring output; choose another --out")
+        return
+    old = json.loads(f.read_text())
+    changed = [k for k in manifest if old.get(k) != manifest[k]]
+    if changed:
+        raise InputError(f"{out_dir}: holds a scoring run with other settings ({', '.join(changed)} changed); "
+                         "choose another --out")
+
+
+def default_workers(scorer_dir: Path) -> int:
+    """Processes for the local engine: one per core for hashing; one for neural scorers (torch uses the cores)."""
+    features = json.loads((scorer_dir / "scorer.json").read_text()).get("features", "")
+    return (os.cpu_count() or 1) if features == "hashing" else 1
+
+
+def score_corpus(scorer_dir: str | Path, input_path: str, out_dir: str | Path, *, engine: str = "local",
+                 batch_size: int = 1024, shard_size: int = 20_000, workers: int | None = None) -> dict:
+    scorer_dir, out_dir = Path(scorer_dir), Path(out_dir)
+    Scorer.load(scorer_dir)  # fail early on a bad scorer directory
+    if not Path(input_path).exists():
+        raise InputError(f"{input_path}: no such file or directory")
+    if (out_dir / SUCCESS).exists():
+        log.info("%s is complete already", out_dir)
+        return json.loads((out_dir / SUCCESS).read_text())
+    workers = workers or default_workers(scorer_dir)
+    if engine == "ray":
+        from critmine.scorer.ray_engine import score_with_ray
+
+        return score_with_ray(scorer_dir, input_path, out_dir, batch_size=batch_size, workers=workers)
+    manifest = _manifest(scorer_dir, input_path, shard_size, engine)
+    fresh = not out_dir.exists()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        _check_resume(out_dir, manifest)
+        write_json_atomic(out_dir / MANIFEST, manifest)
+        return _score_local(scorer_dir, input_path, out_dir, batch_size=batch_size, shard_size=shard_size,
+                            workers=workers)
+    except InputError:
+        if fresh:  # bad input: leave nothing behind (a resumed run keeps the shards it had)
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+
+
+def _score_local(scorer_dir: Path, input_path: str, out_dir: Path, *, batch_size: int, shard_size: int,
+                 workers: int) -> dict:
+    done_shards = sorted(out_dir.glob("part-*.parquet"))
+    skip = sum(pq.ParquetFile(f).metadata.num_rows for f in done_shards)
+    if skip:
+        log.info("resuming: %d complete shards (%d documents) kept", len(done_shards), skip)
+    docs = iter_documents(input_path)
+    for _ in islice(docs, skip):  # read (and validate) but do not score what is already written
+        pass
+    t0, n, shard, pending = time.monotonic(), 0, len(done_shards), []
+    with cf.ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(str(scorer_dir),)) as pool, \
+            tqdm(desc="score", unit="doc", initial=skip, smoothing=0.1) as bar:
+        in_flight: list[tuple[list[Document], cf.Future]] = []
+        batches = _batches(docs, min(batch_size, shard_size))
+
+        def drain_one() -> None:
+            nonlocal shard, pending, n
+            batch, fut = in_flight.pop(0)
+            scores, tokens = fut.result()
+            pending += list(zip(batch, scores.tolist(), tokens, strict=True))
+            n += len(batch)
+            bar.update(len(batch))
+            while len(pending) >= shard_size:
+                _write_shard(out_dir, shard, pending[:shard_size])
+                pending, shard = pending[shard_size:], shard + 1
+
+        for batch in batches:
+            in_flight.append((batch, pool.submit(_score_texts, [d.text for d in batch])))
+            if len(in_flight) >= 2 * workers:
+                drain_one()
+        while in_flight:
+            drain_one()
+        if pending:
+            _write_shard(out_dir, shard, pending)
+            shard += 1
+    wall = time.monotonic() - t0
+    summary = {"rows": skip + n, "shards": shard, "scored_now": n, "wall_s": round(wall, 2),
+               "docs_per_s": round(n / wall, 1) if wall > 0 else None, "engine": "local", "workers": workers}
+    write_json_atomic(out_dir / SUCCESS, summary)
+    log.info("scored %d documents (%d now) in %.1f s: %s docs/s", skip + n, n, wall, summary["docs_per_s"])
+    return summary
+
+
+def read_scored(path: str | Path, columns: list[str] | None = None) -> pa.Table:
+    """The scored rows (every shard, in order) of a finished `critmine score` output."""
+    p = Path(path)
+    if p.is_dir() and not (p / SUCCESS).exists():
+        raise InputError(f"{p}: scoring did not finish (no {SUCCESS}); rerun `critmine score` to complete it")
+    files = sorted(p.glob("*.parquet")) if p.is_dir() else [p]
+    if not files:
+        raise InputError(f"{p}: no scored Parquet files")
+    return pa.concat_tables([pq.read_table(f, columns=columns) for f in files])

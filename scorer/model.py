@@ -1,0 +1,60 @@
+"""A saved scorer: one self-describing directory (scorer.json + weights) that turns texts into scores."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from critmine.io import InputError, write_json_atomic
+from critmine.scorer.features import make_features
+
+FORMAT = "critmine-scorer/1"
+META_FILE, WEIGHTS_FILE, HF_DIR = "scorer.json", "weights.npy", "model"
+_TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+
+
+def count_tokens(text: str) -> int:
+    """Approximate LM tokens: words and punctuation marks (close to BPE counts for English prose)."""
+    return len(_TOKEN.findall(text))
+
+
+class Scorer:
+    """s(text) for a whole batch of texts; higher is better data under the mined criteria."""
+
+    def __init__(self, meta: dict[str, Any], weights: np.ndarray | None = None, directory: Path | None = None):
+        self.meta = meta
+        self.weights = weights
+        self.features_kind = meta["features"]
+        if self.features_kind.startswith("hf:"):
+            from critmine.scorer.reward_model import RewardModel
+
+            self._reward = RewardModel(directory / HF_DIR)
+        else:
+            self._features = make_features(self.features_kind, meta.get("features_config"))
+
+    def score(self, texts: list[str]) -> np.ndarray:
+        if self.features_kind.startswith("hf:"):
+            return self._reward.score(texts).astype(np.float64)
+        return np.asarray(self._features.transform(texts) @ self.weights, dtype=np.float64).ravel()
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        if self.weights is not None:
+            np.save(directory / WEIGHTS_FILE, self.weights)
+        write_json_atomic(directory / META_FILE, {"format": FORMAT, **self.meta})  # written last: the marker
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Scorer:
+        d = Path(directory)
+        meta_file = d / META_FILE
+        if not meta_file.exists():
+            raise InputError(f"{d}: not a scorer directory (no {META_FILE}); train one with `critmine train`")
+        meta = json.loads(meta_file.read_text())
+        if meta.get("format") != FORMAT:
+            raise InputError(f"{meta_file}: unknown scorer format {meta.get('format')!r}")
+        weights = np.load(d / WEIGHTS_FILE) if (d / WEIGHTS_FILE).exists() else None
+        return cls(meta, weights, d)

@@ -1,0 +1,89 @@
+"""`critmine select`: keep the best documents by score, by fraction or token budget.
+
+Scores are z-normalised. τ = 0 is top-k; τ > 0 samples without replacement in proportion to exp(z/τ) via
+the Gumbel top-k trick (QuRating's recipe): key = z/τ + Gumbel noise, keep the largest keys.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from critmine.io import InputError, publish_file, write_json_atomic
+from critmine.scorer.bulk import read_scored
+
+log = logging.getLogger(__name__)
+
+
+def selection_keys(scores: np.ndarray, tau: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """z-scores and the sort keys (z/τ plus Gumbel noise; z itself when τ = 0)."""
+    std = scores.std()
+    z = (scores - scores.mean()) / (std if std > 0 else 1.0)
+    if tau <= 0:
+        return z, z
+    return z, z / tau + np.random.default_rng(seed).gumbel(size=len(z))
+
+
+def choose(scores: np.ndarray, tokens: np.ndarray, *, fraction: float | None, budget_tokens: int | None,
+           tau: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A boolean mask of the kept rows, and the z-scores."""
+    if (fraction is None) == (budget_tokens is None):
+        raise InputError("select: give exactly one of --fraction and --budget-tokens")
+    if fraction is not None and not 0 < fraction <= 1:
+        raise InputError("--fraction must be in (0, 1]")
+    z, key = selection_keys(scores, tau, seed)
+    order = np.argsort(-key, kind="stable")
+    if fraction is not None:
+        take = order[: int(round(fraction * len(scores)))]
+    else:
+        within = np.cumsum(tokens[order]) <= budget_tokens
+        take = order[within]  # every document that still fits, best keys first
+    mask = np.zeros(len(scores), dtype=bool)
+    mask[take] = True
+    return mask, z
+
+
+def select(scored: str | Path, out: str | Path, *, fraction: float | None = None, budget_tokens: int | None = None,
+           tau: float = 1.0, seed: int = 0) -> dict:
+    table = read_scored(scored, columns=["id", "score", "n_tokens"])
+    scores = table["score"].to_numpy().astype(np.float64)
+    tokens = table["n_tokens"].to_numpy()
+    mask, z = choose(scores, tokens, fraction=fraction, budget_tokens=budget_tokens, tau=tau, seed=seed)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    files = sorted(Path(scored).glob("*.parquet")) if Path(scored).is_dir() else [Path(scored)]
+    row = 0
+    with tempfile.NamedTemporaryFile("w", dir=out.parent, delete=False, suffix=".tmp", encoding="utf-8") as fh:
+        for f in files:  # stream the texts back, one record batch at a time
+            for batch in pq.ParquetFile(f).iter_batches(columns=["id", "text", "meta", "score"], batch_size=4096):
+                for rec in batch.to_pylist():
+                    if mask[row]:
+                        meta = json.loads(rec["meta"] or "{}")
+                        meta.update(critmine_score=rec["score"], critmine_z=round(float(z[row]), 4))
+                        fh.write(json.dumps({"id": rec["id"], "text": rec["text"], "meta": meta},
+                                            ensure_ascii=False) + "\n")
+                    row += 1
+    publish_file(fh, out)
+    summary = {"documents": len(scores), "kept": int(mask.sum()), "tokens": int(tokens.sum()),
+               "kept_tokens": int(tokens[mask].sum()), "tau": tau, "seed": seed, "fraction": fraction,
+               "budget_tokens": budget_tokens, "mean_z_kept": float(z[mask].mean()) if mask.any() else None,
+               "min_score_kept": float(scores[mask].min()) if mask.any() else None,
+               "scored": str(scored), "out": str(out)}
+    write_json_atomic(out.with_name(out.name + ".summary.json"), summary)
+    log.info("kept %d of %d documents (%d of %d tokens)", summary["kept"], summary["documents"],
+             summary["kept_tokens"], summary["tokens"])
+    return summary
+
+
+def describe(summary: dict) -> str:
+    share = summary["kept"] / summary["documents"] if summary["documents"] else 0
+    tok = summary["kept_tokens"] / summary["tokens"] if summary["tokens"] else 0
+    mz = summary["mean_z_kept"]
+    return (f"kept {summary['kept']:,} of {summary['documents']:,} documents ({share:.1%}), "
+            f"{summary['kept_tokens']:,} of {summary['tokens']:,} tokens ({tok:.1%}); "
+            f"mean z of kept {'-' if mz is None else f'{mz:+.2f}'} (tau {summary['tau']}); wrote {summary['out']}")
