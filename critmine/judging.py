@@ -27,7 +27,7 @@ def parts_dir(out: Path) -> Path:
 
 
 def pairs_to_judge(store: ShardStore, pairs_path: str | None, corpus: str | None, n_pairs: int | None, *,
-                   seed: int, group_by: str | None, length_ratio: float) -> list[Pair]:
+                   seed: int, group_by: str | None, length_ratio: float | None) -> list[Pair]:
     if (pairs_path is None) == (corpus is None):
         raise InputError("judge: give exactly one of --pairs and --corpus")
     if pairs_path is not None:
@@ -55,7 +55,7 @@ async def _judge_local(pending, criteria: list[Criterion], store: ShardStore, wo
 
 def run_judge(criteria_file: Path, out: Path, worker_cfg: EndpointConfig, *, pairs_path: str | None = None,
               corpus: str | None = None, n_pairs: int | None = None, seed: int = 0, group_by: str | None = None,
-              length_ratio: float = 1.5, engine: str = "server", shard_size: int = 16, min_confidence: float = 0.0,
+              length_ratio: float | None = None, engine: str = "server", shard_size: int = 16, min_confidence: float = 0.0,
               max_text_chars: int = 2400, kv_cache_memory_bytes: int | None = None, workers: int = 2) -> dict:
     criteria = load_criteria(criteria_file)
     if not 0.0 <= min_confidence < 1.0:

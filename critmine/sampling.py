@@ -1,4 +1,5 @@
-"""`critmine pairs sample`: length-matched random pairs of documents from a corpus of any size.
+"""Pairs of documents from a corpus of any size: length-matched (`critmine pairs sample`, for people to label)
+or random (`critmine judge --corpus`, for agent labels that cover the corpus as it is).
 
 The corpus is streamed once; a reservoir keeps a uniform random pool of documents (memory bounded by the pool,
 not the corpus). Inside the pool, documents are sorted by length within their group and neighbours are paired
@@ -61,14 +62,34 @@ def length_matched_pairs(pool: list[Document], length_ratio: float, group_by: st
     return pairs
 
 
-def sample_pairs(docs: Iterable[Document], n: int, *, seed: int = 0, length_ratio: float = 1.5,
+def random_pairs(pool: list[Document], group_by: str | None, rng: random.Random) -> list[Pair]:
+    """Shuffle inside each group and pair neighbours: pairs as varied as the corpus (for agent labels)."""
+    groups: dict[str, list[Document]] = defaultdict(list)
+    for d in pool:
+        groups[str(d.meta.get(group_by)) if group_by else ""].append(d)
+    pairs = []
+    for group, members in groups.items():
+        rng.shuffle(members)
+        for a, b in zip(members[0::2], members[1::2], strict=False):
+            meta = {"a_id": a.id, "b_id": b.id, **({"group": group} if group_by else {})}
+            pairs.append(Pair(id=f"{a.id}~{b.id}", a=a.text, b=b.text, better=None, meta=meta))
+    return pairs
+
+
+def sample_pairs(docs: Iterable[Document], n: int, *, seed: int = 0, length_ratio: float | None = 1.5,
                  group_by: str | None = None, pool_factor: int = 10) -> list[Pair]:
+    """n pairs of distinct documents; length-matched within `length_ratio`, or random pairs when it is None."""
     if n < 1:
         raise InputError("--n must be at least 1")
-    if length_ratio < 1.0:
+    if length_ratio is not None and length_ratio < 1.0:
         raise InputError("--length-ratio must be >= 1")
     rng = random.Random(seed)
     pool = reservoir(docs, max(2 * n * pool_factor, 200), rng)
+    if length_ratio is None:
+        candidates = random_pairs(pool, group_by, rng)
+        if len(candidates) < n:
+            raise InputError(f"only {len(candidates)} pairs could be formed (asked for {n}); lower --n-pairs")
+        return rng.sample(candidates, n)
     candidates = length_matched_pairs(pool, length_ratio, group_by, rng)
     if len(candidates) < n:
         raise InputError(f"only {len(candidates)} length-matched pairs could be formed (asked for {n}); "

@@ -284,3 +284,16 @@ def test_run_chains_every_phase_and_resumes_for_free(fake, seeds, corpus, tmp_pa
     (run / "selected.jsonl").unlink()  # only the last phase is redone
     assert main(args) == 0
     assert len(fake.requests) == before and (run / "selected.jsonl").exists()
+
+
+def test_random_pairs_for_agent_labels_keep_groups_and_use_each_document_once():
+    from critmine.records import Document
+    from critmine.sampling import sample_pairs
+
+    docs = [Document(id=f"d{i}", text=f"text {i} " + "x" * (i * 7 % 300), meta={"g": i % 3}) for i in range(300)]
+    pairs = sample_pairs(iter(docs), 60, seed=1, length_ratio=None, group_by="g")
+    ids = [x for p in pairs for x in (p.meta["a_id"], p.meta["b_id"])]
+    assert len(pairs) == 60 and len(ids) == len(set(ids))
+    assert all(int(p.meta["a_id"][1:]) % 3 == int(p.meta["b_id"][1:]) % 3 for p in pairs)
+    ratios = [max(len(p.a), len(p.b)) / min(len(p.a), len(p.b)) for p in pairs]
+    assert max(ratios) > 3  # not length-matched: the pairs are as varied as the corpus

@@ -113,3 +113,23 @@ def test_swap_and_logprob_verdicts_pick_the_well_written_text():
         js = asyncio.run(go(server.base_url))
     both = {j.pair_id: j.verdict for j in js if j.order == "both"}
     assert sum(both[p.id] == p.better for p in pairs) >= 3, both
+
+
+def test_judge_local_and_ray_give_the_same_labels_on_the_embedded_model(tmp_path):
+    pytest.importorskip("ray")
+    from critmine.cli import main
+
+    pairs = (ROOT / "data/argument/dev.jsonl").read_text().splitlines()[:3]
+    unlabelled = [{**json.loads(x), "better": None} for x in pairs]
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in unlabelled))
+    crit = [{"name": "evidence", "description": "Prefer the text that supports its claim with reasons or examples."}]
+    (tmp_path / "criteria.json").write_text(json.dumps({"criteria": crit}))
+    before = llama_servers()
+    for engine in ("server", "ray"):
+        assert main(["judge", "--criteria", str(tmp_path / "criteria.json"), "--pairs", str(tmp_path / "pairs.jsonl"),
+                     "--out", str(tmp_path / f"{engine}.jsonl"), "--engine", engine, "--shard-size", "2"]) == 0
+    local, ray = ([json.loads(x) for x in (tmp_path / f"{e}.jsonl").read_text().splitlines()] for e in ("server", "ray"))
+    assert [r["id"] for r in local] == [r["id"] for r in ray] and local  # each run paid its own calls (own cache)
+    for x, y in zip(local, ray, strict=True):
+        assert x["better"] == y["better"] and abs(x["meta"]["p_a"] - y["meta"]["p_a"]) < 0.02
+    assert not wait_gone(before)
