@@ -141,7 +141,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
                                    human_pairs=args.human_pairs, score_engine=args.score_engine,
                                    judge_engine=args.judge_engine, fraction=args.fraction,
                                    budget_tokens=args.budget_tokens, tau=args.tau, seed=args.seed))
-    sys.stdout.write("".join(f"{k:<10}{v}\n" for k, v in out.items()))
+    import json
+
+    from critmine.mine import summary_table
+    from critmine.scorer.select import describe as describe_selection
+    from critmine.scorer.train import describe as describe_scorer
+
+    run = args.out
+    sys.stdout.write(summary_table(run / "criteria.json") + "\n\n"
+                     + describe_scorer(json.loads((run / "scorer" / "scorer.json").read_text())) + "\n\n"
+                     + describe_selection(json.loads((run / "selected.jsonl.summary.json").read_text())) + "\n\n"
+                     + "".join(f"{k:<10}{v}\n" for k, v in out.items()))
     return 0
 
 

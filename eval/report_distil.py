@@ -26,9 +26,9 @@ def load(run_dir: Path) -> dict:
     if sel.exists():
         d["select"] = json.loads(sel.read_text())
         with open(run_dir / "selected.jsonl", encoding="utf-8") as fh:
-            d["kept_scores"] = [json.loads(x)["meta"]["critmine_score"] for x in islice(fh, 200_000)]
-            fh.seek(0)
-            d["examples"] = [json.loads(x) for x in islice(fh, 3)]
+            kept = [json.loads(x) for x in islice(fh, 200_000)]
+        d["kept_scores"] = [k["meta"]["critmine_score"] for k in kept]
+        d["examples"] = sorted(kept, key=lambda k: -k["meta"]["critmine_score"])[:3]
     return d
 
 
@@ -45,6 +45,10 @@ def plots(d: dict, plt, png) -> dict[str, str]:
         out["scores"] = png(fig)
         plt.close(fig)
     return out
+
+
+def _snippet(text: str, width: int = 90) -> str:
+    return text if len(text) <= 2 * width else f"{text[:width]} … {text[-width:]}"
 
 
 def _acc(s: dict | None) -> str:
@@ -79,7 +83,7 @@ def markdown(d: dict) -> list[str]:
         lines += ["", "## Selection", "",
                   f"Kept {s['kept']:,} of {s['documents']:,} documents and {s['kept_tokens']:,} of {s['tokens']:,} "
                   f"tokens ({how}, tau {s['tau']}); mean z-score of the kept documents {s['mean_z_kept']:+.2f}.", "",
-                  "First kept documents:", ""]
-        lines += [f"- `{e['id']}` (score {e['meta']['critmine_score']:.3f}): {e['text'][:160]!r}"
+                  "Highest-scoring kept documents:", ""]
+        lines += [f"- `{e['id']}` (score {e['meta']['critmine_score']:.3f}): {_snippet(e['text'])!r}"
                   for e in d.get("examples", [])]
     return lines

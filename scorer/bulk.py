@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import json
 import logging
+import multiprocessing as mp
 import os
 import shutil
 import time
@@ -43,6 +44,12 @@ def _init_worker(scorer_dir: str) -> None:
 def _score_texts(texts: list[str]) -> tuple[np.ndarray, list[int]]:
     assert _scorer is not None
     return _scorer.score(texts), [count_tokens(t) for t in texts]
+
+
+def _ready(delay: float) -> bool:
+    """A no-op that holds a worker briefly, so that warming up touches every worker."""
+    time.sleep(delay)
+    return _scorer is not None
 
 
 def _batches(docs: Iterator[Document], size: int) -> Iterator[list[Document]]:
@@ -91,7 +98,7 @@ def default_workers(scorer_dir: Path) -> int:
 def score_corpus(scorer_dir: str | Path, input_path: str, out_dir: str | Path, *, engine: str = "local",
                  batch_size: int = 1024, shard_size: int = 20_000, workers: int | None = None) -> dict:
     scorer_dir, out_dir = Path(scorer_dir), Path(out_dir)
-    Scorer.load(scorer_dir)  # fail early on a bad scorer directory
+    Scorer.read_meta(scorer_dir)  # fail early on a bad scorer directory (the model loads in the workers)
     if not Path(input_path).exists():
         raise InputError(f"{input_path}: no such file or directory")
     if (out_dir / SUCCESS).exists():
@@ -118,6 +125,8 @@ def score_corpus(scorer_dir: str | Path, input_path: str, out_dir: str | Path, *
 
 def _score_local(scorer_dir: Path, input_path: str, out_dir: Path, *, batch_size: int, shard_size: int,
                  workers: int) -> dict:
+    for stale in out_dir.glob(".part-*.tmp"):  # a shard being written when the run was killed
+        stale.unlink()
     done_shards = sorted(out_dir.glob("part-*.parquet"))
     skip = sum(pq.ParquetFile(f).metadata.num_rows for f in done_shards)
     if skip:
@@ -125,9 +134,15 @@ def _score_local(scorer_dir: Path, input_path: str, out_dir: Path, *, batch_size
     docs = iter_documents(input_path)
     for _ in islice(docs, skip):  # read (and validate) but do not score what is already written
         pass
-    t0, n, shard, pending = time.monotonic(), 0, len(done_shards), []
-    with cf.ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(str(scorer_dir),)) as pool, \
+    n, shard, pending = 0, len(done_shards), []
+    t_start = time.monotonic()
+    # spawn, not fork: a forked copy of a process that has started torch's thread pools can hang
+    with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                                initargs=(str(scorer_dir),)) as pool, \
             tqdm(desc="score", unit="doc", initial=skip, smoothing=0.1) as bar:
+        if not all(pool.map(_ready, [0.2] * workers)):  # every worker has loaded the scorer
+            raise RuntimeError("a scoring worker failed to load the scorer")
+        t0 = time.monotonic()
         in_flight: list[tuple[list[Document], cf.Future]] = []
         batches = _batches(docs, min(batch_size, shard_size))
 
@@ -152,8 +167,8 @@ def _score_local(scorer_dir: Path, input_path: str, out_dir: Path, *, batch_size
             _write_shard(out_dir, shard, pending)
             shard += 1
     wall = time.monotonic() - t0
-    summary = {"rows": skip + n, "shards": shard, "scored_now": n, "wall_s": round(wall, 2),
-               "docs_per_s": round(n / wall, 1) if wall > 0 else None, "engine": "local", "workers": workers}
+    summary = {"rows": skip + n, "shards": shard, "scored_now": n, "wall_s": round(time.monotonic() - t_start, 2),
+               "startup_s": round(t0 - t_start, 2), "docs_per_s": round(n / wall, 1) if wall > 0 else None, "engine": "local", "workers": workers}
     write_json_atomic(out_dir / SUCCESS, summary)
     log.info("scored %d documents (%d now) in %.1f s: %s docs/s", skip + n, n, wall, summary["docs_per_s"])
     return summary

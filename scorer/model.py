@@ -47,14 +47,20 @@ class Scorer:
             np.save(directory / WEIGHTS_FILE, self.weights)
         write_json_atomic(directory / META_FILE, {"format": FORMAT, **self.meta})  # written last: the marker
 
-    @classmethod
-    def load(cls, directory: str | Path) -> Scorer:
-        d = Path(directory)
-        meta_file = d / META_FILE
+    @staticmethod
+    def read_meta(directory: str | Path) -> dict[str, Any]:
+        """scorer.json of a scorer directory, checked; InputError when it is not one."""
+        meta_file = Path(directory) / META_FILE
         if not meta_file.exists():
-            raise InputError(f"{d}: not a scorer directory (no {META_FILE}); train one with `critmine train`")
+            raise InputError(f"{directory}: not a scorer directory (no {META_FILE}); train one with `critmine train`")
         meta = json.loads(meta_file.read_text())
         if meta.get("format") != FORMAT:
             raise InputError(f"{meta_file}: unknown scorer format {meta.get('format')!r}")
+        return meta
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Scorer:
+        d = Path(directory)
+        meta = cls.read_meta(d)
         weights = np.load(d / WEIGHTS_FILE) if (d / WEIGHTS_FILE).exists() else None
         return cls(meta, weights, d)
