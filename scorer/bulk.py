@@ -46,10 +46,10 @@ def _score_texts(texts: list[str]) -> tuple[np.ndarray, list[int]]:
     return _scorer.score(texts), [count_tokens(t) for t in texts]
 
 
-def _ready(delay: float) -> bool:
-    """A no-op that holds a worker briefly, so that warming up touches every worker."""
+def _ready(delay: float) -> int:
+    """Which worker ran this (a worker runs tasks only once its scorer is loaded)."""
     time.sleep(delay)
-    return _scorer is not None
+    return os.getpid()
 
 
 def _batches(docs: Iterator[Document], size: int) -> Iterator[list[Document]]:
@@ -140,8 +140,9 @@ def _score_local(scorer_dir: Path, input_path: str, out_dir: Path, *, batch_size
     with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
                                 initargs=(str(scorer_dir),)) as pool, \
             tqdm(desc="score", unit="doc", initial=skip, smoothing=0.1) as bar:
-        if not all(pool.map(_ready, [0.2] * workers)):  # every worker has loaded the scorer
-            raise RuntimeError("a scoring worker failed to load the scorer")
+        ready: set[int] = set()
+        while len(ready) < workers:  # wait until every worker has loaded the scorer
+            ready |= set(pool.map(_ready, [0.05] * workers))
         t0 = time.monotonic()
         in_flight: list[tuple[list[Document], cf.Future]] = []
         batches = _batches(docs, min(batch_size, shard_size))
