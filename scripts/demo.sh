@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# The demo: mine criteria on the bundled argument seed pairs with the embedded model, then measure them on
-# held-out human-labelled dev pairs. Prints how long each phase took.
+# The demo: the whole chain on the bundled argument seed pairs and corpus with the embedded model — mine criteria,
+# let them label 60 corpus pairs, train the scorer, score and select the corpus — then measure the criteria and the
+# scorer on the same 60 held-out human-labelled dev pairs. Prints how long each phase took.
 set -euo pipefail
 PY=${1:-.venv/bin/python}
 RUN=${2:-runs/demo}
 rm -rf "$RUN"
 phase() { local name=$1; shift; local t0=$SECONDS; "$@"; echo "[demo] $name took $((SECONDS - t0)) s"; }
-phase "mine (30 seed pairs)" "$PY" -m critmine.cli mine --pairs data/argument/seed.jsonl --out "$RUN" \
-    --n-criteria 6 --iterations 2 --kb-domains argument,fluency --kb-max-candidates 8
-phase "eval (60 dev pairs)" "$PY" -m critmine.cli eval --pairs data/argument/dev.jsonl --sample 60 --seed 0 \
+phase "run: mine 30 seed pairs, judge 60 corpus pairs, train, score 2,152 docs, select 30%" \
+    "$PY" -m critmine.cli run --pairs data/argument/seed.jsonl --corpus data/corpus/documents.jsonl --out "$RUN" \
+    --n-criteria 6 --iterations 2 --kb-domains argument,fluency --kb-max-candidates 8 \
+    --n-pairs 60 --group-by source --fraction 0.3
+phase "eval criteria (60 dev pairs)" "$PY" -m critmine.cli eval --pairs data/argument/dev.jsonl --sample 60 --seed 0 \
     --criteria "$RUN/criteria.json" --out "$RUN/eval"
+phase "eval scorer (same 60 dev pairs)" "$PY" -m critmine.cli eval --pairs data/argument/dev.jsonl --sample 60 \
+    --seed 0 --scorer "$RUN/scorer" --out "$RUN/eval-scorer"
+"$PY" -m critmine.cli report "$RUN"
 echo "[demo] total $SECONDS s; results in $RUN (open $RUN/report.html)"
