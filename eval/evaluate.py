@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from critmine.agents.annotate import load_criteria
 from critmine.agents.scoring import result_tables, votes
 from critmine.agents.worker import Worker
 from critmine.config import EndpointConfig
@@ -156,11 +157,7 @@ def run_eval(pairs_path: str, out: Path, worker_cfg: EndpointConfig, *, criteria
              engine: str = "server", kv_cache_memory_bytes: int | None = None, injection: bool = False) -> dict:
     criteria: list[Criterion] = []
     if criteria_file is not None:
-        if not criteria_file.exists():
-            raise InputError(f"{criteria_file}: no such criteria file")
-        criteria = [Criterion(**c) for c in json.loads(criteria_file.read_text())["criteria"]]
-        if not criteria:
-            raise InputError(f"{criteria_file}: no criteria to evaluate")
+        criteria = load_criteria(criteria_file)
     method = method_for(baseline, criteria)
     pairs = load_test_pairs(pairs_path, criteria_file, sample, seed)
     out.mkdir(parents=True, exist_ok=True)

@@ -70,7 +70,7 @@ def _write_shard(out_dir: Path, index: int, rows: list[tuple[Document, float, in
 
 def _manifest(scorer_dir: Path, input_path: str, shard_size: int, engine: str) -> dict:
     st = os.stat(input_path)
-    meta = json.loads((scorer_dir / "scorer.json").read_text())
+    meta = Scorer.read_meta(scorer_dir)
     return {"input": str(Path(input_path).resolve()), "input_size": st.st_size, "input_mtime": int(st.st_mtime),
             "scorer": str(scorer_dir.resolve()), "scorer_created": meta.get("created"), "shard_size": shard_size,
             "engine": engine}
@@ -91,7 +91,7 @@ def _check_resume(out_dir: Path, manifest: dict) -> None:
 
 def default_workers(scorer_dir: Path) -> int:
     """Processes for the local engine: one per core for hashing; one for neural scorers (torch uses the cores)."""
-    features = json.loads((scorer_dir / "scorer.json").read_text()).get("features", "")
+    features = Scorer.read_meta(scorer_dir).get("features", "")
     return (os.cpu_count() or 1) if features == "hashing" else 1
 
 

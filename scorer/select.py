@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 
-from critmine.io import InputError, publish_file, write_json_atomic
+from critmine.io import InputError, write_json_atomic, write_jsonl_atomic
 from critmine.scorer.bulk import read_scored
 
 log = logging.getLogger(__name__)
@@ -55,20 +54,20 @@ def select(scored: str | Path, out: str | Path, *, fraction: float | None = None
     tokens = table["n_tokens"].to_numpy()
     mask, z = choose(scores, tokens, fraction=fraction, budget_tokens=budget_tokens, tau=tau, seed=seed)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     files = sorted(Path(scored).glob("*.parquet")) if Path(scored).is_dir() else [Path(scored)]
-    row = 0
-    with tempfile.NamedTemporaryFile("w", dir=out.parent, delete=False, suffix=".tmp", encoding="utf-8") as fh:
+
+    def kept_rows():
+        row = 0
         for f in files:  # stream the texts back, one record batch at a time
             for batch in pq.ParquetFile(f).iter_batches(columns=["id", "text", "meta", "score"], batch_size=4096):
                 for rec in batch.to_pylist():
                     if mask[row]:
                         meta = json.loads(rec["meta"] or "{}")
                         meta.update(critmine_score=rec["score"], critmine_z=round(float(z[row]), 4))
-                        fh.write(json.dumps({"id": rec["id"], "text": rec["text"], "meta": meta},
-                                            ensure_ascii=False) + "\n")
+                        yield {"id": rec["id"], "text": rec["text"], "meta": meta}
                     row += 1
-    publish_file(fh, out)
+
+    write_jsonl_atomic(out, kept_rows())
     summary = {"documents": len(scores), "kept": int(mask.sum()), "tokens": int(tokens.sum()),
                "kept_tokens": int(tokens[mask].sum()), "tau": tau, "seed": seed, "fraction": fraction,
                "budget_tokens": budget_tokens, "mean_z_kept": float(z[mask].mean()) if mask.any() else None,
