@@ -7,11 +7,15 @@ DIR holds seed.jsonl and test.jsonl (or dev.jsonl). Prints one table (method, ac
 LLM calls, tokens, wall time) and writes it as JSON. Uses the embedded model unless --base-url is given.
 The scorer row is a Bradley–Terry scorer trained on agent labels (the mined criteria judge pairs of the test
 texts, or of --scorer-corpus); its LLM calls and wall time are those of labelling and training.
+"LLM calls" and "tokens" are what a method needs (answers replayed from a response cache included, at the tokens
+they cost when paid); "paid" is the calls sent to the server in this run, the ones "wall s" was spent on. A reused
+mining run or scorer shows the calls and tokens it recorded and no wall time.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -32,17 +36,19 @@ def _row(name: str, result: dict) -> dict:
     s = result["flow_soft"]
     return {"method": name, "accuracy": s["accuracy"], "ci_low": s["ci_low"], "ci_high": s["ci_high"],
             "coverage": s["coverage"], "kappa": s["kappa"], "n": s["n_judged"], "llm_calls": result["llm_calls"],
-            "tokens": result["tokens"], "wall_s": result["wall_s"]}
+            "paid": result["paid_calls"], "tokens": result["tokens"], "wall_s": result["wall_s"]}
 
 
 def print_table(rows: list[dict]) -> None:
-    head = f"{'method':<24}{'accuracy':>9}{'95% CI':>16}{'cover':>7}{'kappa':>7}{'n':>5}{'LLM calls':>11}{'tokens':>10}{'wall s':>9}"
+    head = (f"{'method':<24}{'accuracy':>9}{'95% CI':>16}{'cover':>7}{'kappa':>7}{'n':>5}{'LLM calls':>11}{'paid':>7}"
+            f"{'tokens':>10}{'wall s':>9}")
     print(head)
     for r in rows:
         acc = "-" if r["accuracy"] is None else f"{r['accuracy']:.3f}"
         kappa = "-" if r.get("kappa") is None else f"{r['kappa']:.2f}"
+        wall = "-" if r["wall_s"] is None else f"{r['wall_s']:.0f}"
         print(f"{r['method']:<24}{acc:>9}   [{r['ci_low']:.2f}, {r['ci_high']:.2f}]{r['coverage']:>7.2f}{kappa:>7}"
-              f"{r['n']:>5}{r['llm_calls']:>11}{r['tokens']:>10}{r['wall_s']:>9.0f}")
+              f"{r['n']:>5}{r['llm_calls']:>11}{r['paid']:>7}{r['tokens']:>10}{wall:>9}")
 
 
 def test_text_pool(test: Path, out: Path) -> str:
@@ -59,23 +65,31 @@ def test_text_pool(test: Path, out: Path) -> str:
 def scorer_row(args: argparse.Namespace, work: Path, test: Path, endpoint: EndpointConfig) -> dict:
     """Train (or take) a scorer from agent labels and measure it on the test pairs like every other method."""
     t0 = time.monotonic()
-    calls = tokens = 0
-    scorer_dir = args.scorer
+    cost = {"llm_calls": 0, "paid": 0, "tokens": 0}
+    scorer_dir, reused = args.scorer, args.scorer is not None
     if scorer_dir is None:
         scorer_dir = work / "scorer"
         labels = work / "scorer-labels.jsonl"
-        if not (scorer_dir / "scorer.json").exists():
+        summary_file = labels.with_name(labels.name + ".parts") / "summary.json"
+        reused = (scorer_dir / "scorer.json").exists()
+        if not reused:
             corpus = args.scorer_corpus or test_text_pool(test, work / "scorer-pool.jsonl")
-            judged = run_judge(work / "criteria.json", labels, endpoint, corpus=corpus, n_pairs=args.scorer_pairs,
-                               seed=args.seed, group_by=args.group_by)
+            run_judge(work / "criteria.json", labels, endpoint, corpus=corpus, n_pairs=args.scorer_pairs,
+                      seed=args.seed, group_by=args.group_by)
             train_scorer(str(labels), scorer_dir, seed=args.seed)
-            calls, tokens = judged["llm_calls"] + judged["cached_calls"], judged["prompt_tokens"]
+        if summary_file.exists():
+            judged = json.loads(summary_file.read_text())
+            cost = {"llm_calls": judged["llm_calls"] + judged["cached_calls"],
+                    "paid": 0 if reused else judged["llm_calls"],
+                    "tokens": judged.get("tokens", judged["prompt_tokens"])}
         note = f"trained on agent labels of {args.scorer_pairs} pairs from {args.scorer_corpus or 'the test texts'}"
     else:
         note = f"given: {scorer_dir}"
+    if reused:
+        note += f" (reused {scorer_dir}: its calls as recorded, no wall time)"
     result = run_scorer_eval(str(test), work / "eval-scorer", scorer_dir, sample=args.sample, seed=args.seed)
     row = _row(result["method"].replace("scorer", "Scorer"), result)
-    row.update(llm_calls=calls, tokens=tokens, wall_s=time.monotonic() - t0, note=note)
+    row.update(**cost, wall_s=None if reused else time.monotonic() - t0, note=note)
     return row
 
 
@@ -107,14 +121,16 @@ def main() -> int:
     work = args.work or Path("runs") / f"bench-{args.pairs_dir.resolve().name}"
     endpoint = EndpointConfig(base_url=args.base_url, model=args.model)
     try:
-        t0 = time.monotonic()
-        if not (work / "criteria.json").exists():
+        t0, mined = time.monotonic(), not (work / "criteria.json").exists()
+        if mined:
             run_mine(MineConfig(pairs=str(seeds), out=str(work), manager=endpoint, worker=endpoint,
                                 n_criteria=args.n_criteria, iterations=args.iterations,
                                 kb_max_candidates=args.kb_max_candidates), resume=(work / "config.json").exists())
         usage = Usage.model_validate_json((work / "usage.json").read_text()).total()
         mine_row = {"method": "(mining on seeds)", "llm_calls": usage.calls + usage.cached_calls,
-                    "tokens": usage.prompt_tokens + usage.completion_tokens, "wall_s": time.monotonic() - t0}
+                    "paid": usage.calls if mined else 0,
+                    "tokens": usage.prompt_tokens + usage.completion_tokens + usage.replayed_tokens,
+                    "wall_s": time.monotonic() - t0 if mined else None}
         common = dict(sample=args.sample, seed=args.seed, criteria_file=work / "criteria.json")
         rows = [_row("Flow", flow := run_eval(str(test), work / "eval", endpoint, injection=True, **common))]
         rows[0]["majority_accuracy"] = flow["flow_majority"]["accuracy"]
@@ -129,7 +145,8 @@ def main() -> int:
     maj = rows[0]["majority_accuracy"]
     print(f"Flow majority vote: {'-' if maj is None else f'{maj:.3f}'}; "
           f"injection flip rate: {flow['injection']['flip_rate']}; mining: {mine_row['llm_calls']} LLM calls, "
-          f"{mine_row['tokens']} tokens, {mine_row['wall_s']:.0f} s")
+          f"{mine_row['tokens']} tokens, " + ("reused, no wall time" if mine_row["wall_s"] is None
+                                              else f"{mine_row['wall_s']:.0f} s"))
     print(f"scorer: {rows[1]['note']}")
     write_report(work)
     out = args.out or work / "benchmark.json"

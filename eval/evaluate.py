@@ -146,7 +146,7 @@ def run_scorer_eval(pairs_path: str, out: Path, scorer_dir: Path, *, sample: int
     result = {"method": f"scorer ({scorer.meta['features']})", "n_pairs": len(pairs), "criteria": [],
               "predictions": pred, "flow_soft": stats, "flow_majority": stats, "swap_consistency": 1.0,
               "pairs": pairs_path, "scorer": str(scorer_dir), "wall_s": time.monotonic() - t0, "llm_calls": 0,
-              "tokens": 0}
+              "paid_calls": 0, "tokens": 0}
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "eval.json", result)
     return result
@@ -171,8 +171,9 @@ def run_eval(pairs_path: str, out: Path, worker_cfg: EndpointConfig, *, criteria
                                "accuracy_injected": after["flow_soft"]["accuracy"]}
     total = usage.total()
     result.update(method=method.name, pairs=pairs_path, criteria_file=str(criteria_file) if criteria_file else None,
-                  wall_s=time.monotonic() - t0, llm_calls=total.calls + total.cached_calls,
-                  tokens=total.prompt_tokens + total.completion_tokens, usage=usage.model_dump())
+                  wall_s=time.monotonic() - t0, llm_calls=total.calls + total.cached_calls, paid_calls=total.calls,
+                  tokens=total.prompt_tokens + total.completion_tokens + total.replayed_tokens,
+                  usage=usage.model_dump())
     write_jsonl_atomic(out / "judgments.jsonl", [j for js in judged for j in js])
     write_json_atomic(out / "eval.json", result)
     return result

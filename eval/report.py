@@ -9,10 +9,11 @@ accuracy, the corpus score histogram and what the selection kept.
 from __future__ import annotations
 
 import base64
-import html
 import io
 import json
 from pathlib import Path
+
+from markdown_it import MarkdownIt
 
 from critmine.eval import report_distil
 from critmine.io import InputError
@@ -122,10 +123,21 @@ def _markdown(d: dict) -> str:
             acc = "-" if s["accuracy"] is None else f"{s['accuracy']:.3f}"
             lines.append(f"| {e.get('method', k)} | {acc} | [{s['ci_low']:.2f}, {s['ci_high']:.2f}] | "
                          f"{s['coverage']:.2f} | {kappa} | {s['n_judged']} |")
+            m = e.get("flow_majority") or {}
+            if len(e.get("criteria") or []) > 1 and m.get("accuracy") is not None:
+                m_kappa = "-" if m["kappa"] is None else f"{m['kappa']:.2f}"
+                lines.append(f"| {e.get('method', k)} (majority vote) | {m['accuracy']:.3f} | "
+                             f"[{m['ci_low']:.2f}, {m['ci_high']:.2f}] | {m['coverage']:.2f} | {m_kappa} | "
+                             f"{m['n_judged']} |")
             if "injection" in e and e["injection"]["flip_rate"] is not None:
                 lines.append(f"| {e.get('method', k)} + injection | flip rate {e['injection']['flip_rate']:.3f} | | | | |")
     lines += report_distil.markdown(d["distil"])
     return "\n".join(lines) + "\n"
+
+
+def _html(md: str) -> str:
+    """The report's markdown as HTML; raw HTML in it (criterion descriptions, document texts) stays escaped text."""
+    return MarkdownIt("commonmark", {"html": False}).enable("table").render(md)
 
 
 def write_report(run_dir: str | Path) -> tuple[Path, Path]:
@@ -138,9 +150,10 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
               "scores": "Corpus scores and selection"}
     figures = "".join(f'<h2>{titles[k]}</h2><img alt="{k}" src="data:image/png;base64,{v}">' for k, v in plots.items())
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>critmine report</title><style>"
-            "body{font-family:system-ui,sans-serif;max-width:1000px;margin:24px auto;color:#1d2330}"
-            "pre{white-space:pre-wrap;background:#f6f7f9;padding:12px;border-radius:6px}img{max-width:100%}"
-            f"</style></head><body><pre>{html.escape(md)}</pre>{figures}</body></html>")
+            "body{font-family:system-ui,sans-serif;max-width:1000px;margin:24px auto;color:#1d2330;line-height:1.4}"
+            "table{border-collapse:collapse;margin:8px 0}th,td{border:1px solid #d5d9e0;padding:3px 9px}"
+            "th{background:#f0f2f5}tr:nth-child(even) td{background:#fafbfc}img{max-width:100%}"
+            f"</style></head><body>{_html(md)}{figures}</body></html>")
     (run_dir / "report.md").write_text(md, encoding="utf-8")
     (run_dir / "report.html").write_text(page, encoding="utf-8")
     return run_dir / "report.md", run_dir / "report.html"

@@ -97,6 +97,14 @@ def test_mine_and_eval_write_a_self_contained_report(fake, seeds, tmp_path):
     assert "http://" not in html and "https://" not in html  # opens offline
     md = (tmp_path / "run" / "report.md").read_text()
     assert "| thoroughness | 1 | proposed | 0.833 |" in md and "## Evaluation on held-out pairs" in md
+    assert "<table>" in html and "<td>thoroughness</td>" in html and "<h2>Evaluation on held-out pairs</h2>" in html
+    # descriptions come from an LLM: markup in them is shown as text, never run
+    crit = json.loads((tmp_path / "run" / "criteria.json").read_text())
+    crit["criteria"][0]["description"] = "Prefers <script>alert(1)</script> texts"
+    (tmp_path / "run" / "criteria.json").write_text(json.dumps(crit))
+    assert main(["report", str(tmp_path / "run")]) == 0
+    html = page.read_text()
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 
 def test_benchmark_table_has_flow_scorer_and_baselines(fake, tmp_path):
@@ -114,11 +122,10 @@ def test_benchmark_table_has_flow_scorer_and_baselines(fake, tmp_path):
 
     make_corpus(tmp_path / "corpus.jsonl")  # distinct lengths: the fake's rule decides every corpus pair
     root = Path(__file__).resolve().parents[1]
-    proc = subprocess.run([sys.executable, str(root / "eval" / "benchmark.py"), "--pairs-dir", str(d), "--work",
-                           str(tmp_path / "work"), "--base-url", fake.base_url, "--model", "fake",
-                           "--kb-max-candidates", "0", "--baselines", "length,random", "--scorer-pairs", "40",
-                           "--scorer-corpus", str(tmp_path / "corpus.jsonl")],
-                          capture_output=True, text=True, timeout=600)
+    cmd = [sys.executable, str(root / "eval" / "benchmark.py"), "--pairs-dir", str(d), "--work",
+           str(tmp_path / "work"), "--base-url", fake.base_url, "--model", "fake", "--kb-max-candidates", "0",
+           "--baselines", "length,random", "--scorer-pairs", "40", "--scorer-corpus", str(tmp_path / "corpus.jsonl")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     table = json.loads((tmp_path / "work" / "benchmark.json").read_text())
     methods = [r["method"] for r in table["rows"]]
@@ -130,6 +137,19 @@ def test_benchmark_table_has_flow_scorer_and_baselines(fake, tmp_path):
     assert scorer["n"] == 28 and scorer["llm_calls"] > 0 and scorer["accuracy"] is not None
     assert (tmp_path / "work" / "scorer" / "scorer.json").exists()
     assert "Scorer (hashing)" in proc.stdout
+    assert flow["paid"] == flow["llm_calls"] == 28 * 2 * 2 * len(json.loads((tmp_path / "work" / "criteria.json")
+                                                                            .read_text())["criteria"])
+    assert flow["tokens"] > 0 and scorer["paid"] == scorer["llm_calls"] and table["mining"]["paid"] > 0
+    # a rerun reuses everything: the same calls and tokens (replayed from the caches), nothing paid, and no wall
+    # time claimed for what it did not run
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    table2 = json.loads((tmp_path / "work" / "benchmark.json").read_text())
+    flow2, scorer2 = table2["rows"][:2]
+    assert (flow2["llm_calls"], flow2["tokens"], flow2["paid"]) == (flow["llm_calls"], flow["tokens"], 0)
+    assert (scorer2["llm_calls"], scorer2["tokens"], scorer2["paid"]) == (scorer["llm_calls"], scorer["tokens"], 0)
+    assert scorer2["wall_s"] is None and table2["mining"]["wall_s"] is None and table2["mining"]["paid"] == 0
+    assert table2["mining"]["tokens"] == table["mining"]["tokens"]
 
 
 def test_eval_scorer_refuses_its_training_pairs(tmp_path, caplog):

@@ -38,6 +38,8 @@ def test_cache_makes_a_repeat_free_and_survives_reopening(tmp_path):
     assert first.data == second.data == third.data == {"critique": make_script().critique}
     assert (first.cached, second.cached, third.cached) == (False, True, True)
     assert usage.phase("x").calls == 1 and usage.phase("x").cached_calls == 1 and usage2.phase("x").calls == 0
+    paid = usage.phase("x").prompt_tokens + usage.phase("x").completion_tokens
+    assert paid > 0 and usage.phase("x").replayed_tokens == usage2.phase("x").replayed_tokens == paid
 
 
 def test_unreachable_server_fails_the_call_without_raising(tmp_path):

@@ -81,7 +81,7 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, (asyncio.TimeoutError, ConnectionError, ValueError))
 
 
-def _tokens(payload: dict) -> tuple[int, int, int]:
+def payload_tokens(payload: dict) -> tuple[int, int, int]:
     u = payload.get("usage") or {}
     prompt, completion = u.get("prompt_tokens") or 0, u.get("completion_tokens") or 0
     cached = ((u.get("prompt_tokens_details") or {}).get("cached_tokens")) or 0
@@ -126,7 +126,7 @@ def result_from_payload(payload: dict, parse: Callable[[str], Any] | None, cache
     if text is None:
         raise BadOutput("response has no message content")
     data = parse(text) if parse else None
-    p, c, k = _tokens(payload)
+    p, c, k = payload_tokens(payload)
     return LLMResult(text=text, data=data, top_logprobs=_top_logprobs(choices[0]), prompt_tokens=p,
                      completion_tokens=c, cached_tokens=k, cached=cached)
 
@@ -169,6 +169,7 @@ class LLMClient:
             try:
                 res = result_from_payload(hit, parse, cached=True)
                 stats.cached_calls += 1
+                stats.replayed_tokens += res.prompt_tokens + res.completion_tokens
                 return res
             except BadOutput:
                 log.debug("cached answer no longer parses; asking again")

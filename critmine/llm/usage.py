@@ -17,6 +17,8 @@ class PhaseUsage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = Field(0, description="prompt tokens the server reused from its prefix cache")
+    replayed_tokens: int = Field(0, description="prompt + completion tokens of the answers served from the "
+                                               "response cache (what those calls cost when they were paid)")
 
     def add(self, other: "PhaseUsage") -> None:
         for name in PhaseUsage.model_fields:

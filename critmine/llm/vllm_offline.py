@@ -10,7 +10,7 @@ import logging
 from typing import Any, Callable
 
 from critmine.llm.cache import ResponseCache, request_key
-from critmine.llm.client import BadOutput, Endpoint, LLMResult, request_params, result_from_payload
+from critmine.llm.client import BadOutput, Endpoint, LLMResult, payload_tokens, request_params, result_from_payload
 from critmine.llm.usage import Usage
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,7 @@ class VllmOfflineClient:
             if self.cache is not None and (hit := self.cache.get(k)) is not None:
                 payloads[i] = hit
                 stats.cached_calls += 1
+                stats.replayed_tokens += sum(payload_tokens(hit)[:2])
         todo = [i for i in range(len(batch)) if i not in payloads]
         if todo:
             outs = self.llm.chat([batch[i] for i in todo], self._sampling(max_tokens, temperature, json_schema,
