@@ -68,8 +68,11 @@ def test_mine_without_base_url_runs_on_the_embedded_model_and_leaves_no_server(f
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 130), (signal.SIGKILL, -9)])
 def test_interrupt_or_kill_leaves_no_server(forum_seeds, tmp_path, sig, code):
     before = llama_servers()
+    # A runner started in the background (no job control) passes SIGINT on as ignored, and Python keeps an
+    # inherited SIG_IGN; the child gets the default disposition, as in a terminal.
     proc = subprocess.Popen(_mine(forum_seeds, tmp_path / "run"), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not (llama_servers() - before) and time.monotonic() < deadline:
         time.sleep(0.1)
