@@ -134,5 +134,7 @@ def test_judge_local_and_ray_give_the_same_labels_on_the_embedded_model(tmp_path
     local, ray = ([json.loads(x) for x in (tmp_path / f"{e}.jsonl").read_text().splitlines()] for e in ("server", "ray"))
     assert [r["id"] for r in local] == [r["id"] for r in ray] and local  # each run paid its own calls (own cache)
     for x, y in zip(local, ray, strict=True):
-        assert x["better"] == y["better"] and abs(x["meta"]["p_a"] - y["meta"]["p_a"]) < 0.02
+        assert abs(x["meta"]["p_a"] - y["meta"]["p_a"]) < 0.02  # llama.cpp's numerics vary a little with batching
+        if abs(x["meta"]["p_a"] - 0.5) > 0.02:  # so only a decisive pair must get the same label
+            assert x["better"] == y["better"]
     assert not wait_gone(before)
