@@ -85,8 +85,7 @@ def run_judge(criteria_file: Path, out: Path, worker_cfg: EndpointConfig, *, pai
     total = usage.total()
     summary = {**counts, "criteria": [c.name for c in criteria], "engine": engine, "min_confidence": min_confidence,
                "wall_s": round(time.monotonic() - t0, 2), "llm_calls": total.calls, "cached_calls": total.cached_calls,
-               "prompt_tokens": total.prompt_tokens,
-               "tokens": total.prompt_tokens + total.completion_tokens + total.replayed_tokens, "out": str(out)}
+               "prompt_tokens": total.prompt_tokens, "out": str(out)}
     write_json_atomic(store.dir / "summary.json", summary)
     return summary
 

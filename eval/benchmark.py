@@ -15,7 +15,6 @@ mining run or scorer shows the calls and tokens it recorded and no wall time.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ from critmine.eval.baselines import BASELINES
 from critmine.eval.evaluate import run_eval, run_scorer_eval
 from critmine.eval.report import write_report
 from critmine.io import InputError, read_pairs, write_json_atomic, write_jsonl_atomic
-from critmine.judging import run_judge
+from critmine.judging import parts_dir, run_judge
 from critmine.llm import Usage
 from critmine.mine import run_mine
 from critmine.scorer.train import train_scorer
@@ -70,18 +69,16 @@ def scorer_row(args: argparse.Namespace, work: Path, test: Path, endpoint: Endpo
     if scorer_dir is None:
         scorer_dir = work / "scorer"
         labels = work / "scorer-labels.jsonl"
-        summary_file = labels.with_name(labels.name + ".parts") / "summary.json"
+        usage_file = parts_dir(labels) / "usage.json"
         reused = (scorer_dir / "scorer.json").exists()
         if not reused:
             corpus = args.scorer_corpus or test_text_pool(test, work / "scorer-pool.jsonl")
             run_judge(work / "criteria.json", labels, endpoint, corpus=corpus, n_pairs=args.scorer_pairs,
                       seed=args.seed, group_by=args.group_by)
             train_scorer(str(labels), scorer_dir, seed=args.seed)
-        if summary_file.exists():
-            judged = json.loads(summary_file.read_text())
-            cost = {"llm_calls": judged["llm_calls"] + judged["cached_calls"],
-                    "paid": 0 if reused else judged["llm_calls"],
-                    "tokens": judged.get("tokens", judged["prompt_tokens"])}
+        if usage_file.exists():
+            judged = Usage.model_validate_json(usage_file.read_text()).total()
+            cost = {"llm_calls": judged.answers, "paid": 0 if reused else judged.calls, "tokens": judged.all_tokens}
         note = f"trained on agent labels of {args.scorer_pairs} pairs from {args.scorer_corpus or 'the test texts'}"
     else:
         note = f"given: {scorer_dir}"
@@ -127,10 +124,8 @@ def main() -> int:
                                 n_criteria=args.n_criteria, iterations=args.iterations,
                                 kb_max_candidates=args.kb_max_candidates), resume=(work / "config.json").exists())
         usage = Usage.model_validate_json((work / "usage.json").read_text()).total()
-        mine_row = {"method": "(mining on seeds)", "llm_calls": usage.calls + usage.cached_calls,
-                    "paid": usage.calls if mined else 0,
-                    "tokens": usage.prompt_tokens + usage.completion_tokens + usage.replayed_tokens,
-                    "wall_s": time.monotonic() - t0 if mined else None}
+        mine_row = {"method": "(mining on seeds)", "llm_calls": usage.answers, "paid": usage.calls if mined else 0,
+                    "tokens": usage.all_tokens, "wall_s": time.monotonic() - t0 if mined else None}
         common = dict(sample=args.sample, seed=args.seed, criteria_file=work / "criteria.json")
         rows = [_row("Flow", flow := run_eval(str(test), work / "eval", endpoint, injection=True, **common))]
         rows[0]["majority_accuracy"] = flow["flow_majority"]["accuracy"]

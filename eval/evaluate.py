@@ -171,9 +171,8 @@ def run_eval(pairs_path: str, out: Path, worker_cfg: EndpointConfig, *, criteria
                                "accuracy_injected": after["flow_soft"]["accuracy"]}
     total = usage.total()
     result.update(method=method.name, pairs=pairs_path, criteria_file=str(criteria_file) if criteria_file else None,
-                  wall_s=time.monotonic() - t0, llm_calls=total.calls + total.cached_calls, paid_calls=total.calls,
-                  tokens=total.prompt_tokens + total.completion_tokens + total.replayed_tokens,
-                  usage=usage.model_dump())
+                  wall_s=time.monotonic() - t0, llm_calls=total.answers, paid_calls=total.calls,
+                  tokens=total.all_tokens, usage=usage.model_dump())
     write_jsonl_atomic(out / "judgments.jsonl", [j for js in judged for j in js])
     write_json_atomic(out / "eval.json", result)
     return result

@@ -20,6 +20,16 @@ class PhaseUsage(BaseModel):
     replayed_tokens: int = Field(0, description="prompt + completion tokens of the answers served from the "
                                                "response cache (what those calls cost when they were paid)")
 
+    @property
+    def answers(self) -> int:
+        """Answers used: paid calls plus those served from the response cache."""
+        return self.calls + self.cached_calls
+
+    @property
+    def all_tokens(self) -> int:
+        """Tokens of every answer used, the cached ones at what they cost when paid."""
+        return self.prompt_tokens + self.completion_tokens + self.replayed_tokens
+
     def add(self, other: "PhaseUsage") -> None:
         for name in PhaseUsage.model_fields:
             setattr(self, name, getattr(self, name) + getattr(other, name))
