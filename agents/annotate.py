@@ -85,20 +85,29 @@ class ShardStore:
     def __init__(self, parts_dir: Path, shard_size: int):
         self.dir, self.shard_size = parts_dir, shard_size
 
-    def prepare(self, pairs: list[Pair], criteria: list[Criterion]) -> None:
-        manifest = {"pairs": digest([p.id for p in pairs]), "shard_size": self.shard_size,
-                    "criteria": digest([f"{c.name}@v{c.version}:{c.description}" for c in criteria])}
+    @staticmethod
+    def _manifest(pairs: list[Pair], criteria: list[Criterion], shard_size: int) -> dict:
+        return {"pairs": digest([p.id for p in pairs]), "shard_size": shard_size,
+                "criteria": digest([f"{c.name}@v{c.version}:{c.description}" for c in criteria])}
+
+    def check(self, pairs: list[Pair], criteria: list[Criterion]) -> None:
+        """Refuse (InputError) a parts directory that holds a judging run with other inputs; writes nothing."""
         f = self.dir / MANIFEST
         if f.exists():
-            old = json.loads(f.read_text())
+            old, manifest = json.loads(f.read_text()), self._manifest(pairs, criteria, self.shard_size)
             if old != manifest:
                 changed = ", ".join(k for k in manifest if old.get(k) != manifest[k])
                 raise InputError(f"{self.dir}: holds a judging run with other inputs ({changed} changed); "
                                  "choose another --out")
+
+    def prepare(self, pairs: list[Pair], criteria: list[Criterion]) -> None:
+        """Check, then create the parts directory (the pairs and the manifest) if it is new."""
+        self.check(pairs, criteria)
+        if (self.dir / MANIFEST).exists():
             return
         self.dir.mkdir(parents=True, exist_ok=True)
         write_jsonl_atomic(self.dir / PAIRS, pairs)
-        write_json_atomic(f, manifest)
+        write_json_atomic(self.dir / MANIFEST, self._manifest(pairs, criteria, self.shard_size))
 
     def shards(self, pairs: list[Pair]) -> list[list[Pair]]:
         return [pairs[i:i + self.shard_size] for i in range(0, len(pairs), self.shard_size)]

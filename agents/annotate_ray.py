@@ -25,7 +25,7 @@ class JudgeShard:
         self.store = ShardStore(Path(parts_dir), shard_size)
         self.max_text_chars = max_text_chars
 
-    async def _judge(self, pairs: list[Pair]) -> tuple[list[dict], Usage]:
+    async def _judge(self, pairs: list[Pair]) -> tuple[list[dict], Usage, bool]:
         from critmine.agents.worker import Worker
         from critmine.llm import LLMClient, ResponseCache
 
@@ -38,17 +38,19 @@ class JudgeShard:
         finally:
             await client.aclose()
             cache.close()
-        return [shard_record(p, judgments) for p in pairs], usage
+        return [shard_record(p, judgments) for p in pairs], usage, any(j.failed for j in judgments)
 
     def __call__(self, row: dict) -> dict:
         pairs = [Pair(**p) for p in json.loads(row["pairs"])]
-        records, usage = asyncio.run(self._judge(pairs))
-        self.store.write(int(row["shard"]), records)
-        return {"shard": int(row["shard"]), "n": len(pairs), "usage": usage.model_dump_json()}
+        records, usage, failed = asyncio.run(self._judge(pairs))
+        if not failed:  # never seal a failed vote: a rerun asks again
+            self.store.write(int(row["shard"]), records)
+        return {"shard": int(row["shard"]), "n": len(pairs), "usage": usage.model_dump_json(), "sealed": not failed}
 
 
 def judge_with_ray(pending: list[tuple[int, list[Pair]]], criteria: list[Criterion], store: ShardStore,
-                   endpoint: Endpoint, usage: Usage, *, max_text_chars: int, workers: int) -> None:
+                   endpoint: Endpoint, usage: Usage, *, max_text_chars: int, workers: int) -> int:
+    """Judge the pending shards on Ray; returns how many were left unsealed because a vote failed."""
     import ray
 
     from critmine.scorer.ray_engine import init_ray
@@ -60,6 +62,9 @@ def judge_with_ray(pending: list[tuple[int, list[Pair]]], criteria: list[Criteri
         fn_constructor_kwargs={"endpoint": endpoint.model_dump(), "criteria": [c.model_dump() for c in criteria],
                                "parts_dir": str(store.dir), "shard_size": store.shard_size,
                                "max_text_chars": max_text_chars})
+    unsealed = 0
     for row in ds.iter_rows():
+        unsealed += not row["sealed"]
         for name, phase in Usage.model_validate_json(row["usage"]).phases.items():
             usage.phase(name).add(PhaseUsage(**phase.model_dump()))
+    return unsealed

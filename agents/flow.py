@@ -23,6 +23,7 @@ from critmine.agents import knowledge, scoring
 from critmine.agents.manager import Manager
 from critmine.agents.worker import Worker
 from critmine.config import MineConfig
+from critmine.errors import RunStopped
 from critmine.eval.metrics import agreement, agreement_stats
 from critmine.io import write_json_atomic, write_jsonl_atomic
 from critmine.records import Criterion, Judgment, Pair, Rewrite
@@ -30,7 +31,7 @@ from critmine.records import Criterion, Judgment, Pair, Rewrite
 log = logging.getLogger(__name__)
 
 
-class FlowError(Exception):
+class FlowError(RunStopped):
     """The flow cannot go on (e.g. the manager proposed no usable criterion)."""
 
 
@@ -57,10 +58,12 @@ class MiningFlow:
     """Builds and runs the graph; nodes are methods so they share the agents, the pairs and the run dir."""
 
     def __init__(self, cfg: MineConfig, pairs: list[Pair], manager: Manager, worker: Worker, run_dir: Path,
-                 on_step: Callable[[], None] | None = None):
+                 on_step: Callable[[], None] | None = None, failures: Callable[[], int] | None = None):
+        """`failures` counts LLM calls that failed for good so far: a step during which it grows is not saved."""
         self.cfg, self.pairs, self.manager, self.worker = cfg, pairs, manager, worker
         self.run_dir = Path(run_dir)
         self.on_step = on_step or (lambda: None)
+        self.failures = failures or (lambda: 0)
 
     # -- nodes -------------------------------------------------------------------------------------------
     async def retrieve_knowledge(self, state: FlowState) -> FlowState:
@@ -244,8 +247,13 @@ class MiningFlow:
     # -- graph -------------------------------------------------------------------------------------------
     def _step(self, fn: Callable[[FlowState], Awaitable[FlowState]]):
         async def node(state: FlowState) -> FlowState:
+            before = self.failures()
             update = await fn(state)
             self.on_step()
+            if (failed := self.failures() - before) > 0:  # raising here keeps LangGraph from checkpointing it
+                raise FlowError(f"{failed} LLM call(s) failed for good in the {fn.__name__} step, so it was not "
+                                "saved; every answered call is cached: continue with --resume once the server "
+                                "answers")
             return update
 
         node.__name__ = fn.__name__

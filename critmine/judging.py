@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 from critmine.agents.annotate import ShardStore, labelled_pairs, load_criteria, shard_record
 from critmine.agents.worker import Worker
 from critmine.config import EndpointConfig
+from critmine.errors import RunStopped
 from critmine.endpoints import resolve, worker_client
 from critmine.io import InputError, iter_documents, read_pairs, write_json_atomic, write_jsonl_atomic
 from critmine.llm import Usage
@@ -20,6 +21,10 @@ from critmine.records import Criterion, Pair
 from critmine.sampling import sample_pairs
 
 log = logging.getLogger(__name__)
+
+
+class JudgeIncomplete(RunStopped):
+    """Some shards had LLM calls that failed for good: they were not sealed, a rerun judges them again."""
 
 
 def parts_dir(out: Path) -> Path:
@@ -40,17 +45,26 @@ def pairs_to_judge(store: ShardStore, pairs_path: str | None, corpus: str | None
     return sample_pairs(iter_documents(corpus), n_pairs, seed=seed, length_ratio=length_ratio, group_by=group_by)
 
 
-async def _judge_local(pending, criteria: list[Criterion], store: ShardStore, worker_cfg: EndpointConfig, usage: Usage,
-                       engine: str, max_text_chars: int, kv_cache_memory_bytes: int | None, total: int) -> None:
+async def _judge_local(pairs: list[Pair], pending, criteria: list[Criterion], store: ShardStore,
+                       worker_cfg: EndpointConfig, usage: Usage, engine: str, max_text_chars: int,
+                       kv_cache_memory_bytes: int | None) -> int:
+    """Judge the pending shards; returns how many shards were left unsealed because a vote failed."""
     save_usage = lambda: write_json_atomic(store.dir / "usage.json", usage.model_dump())  # noqa: E731
+    total = len(pairs)
     async with worker_client(worker_cfg, store.dir / "llm_cache.sqlite", usage, engine=engine,
                              kv_cache_memory_bytes=kv_cache_memory_bytes, on_paid=save_usage) as client:
+        store.prepare(pairs, criteria)
         worker = Worker(client, max_text_chars=max_text_chars)
+        unsealed = 0
         with tqdm(total=total, initial=total - sum(len(s) for _, s in pending), desc="judge", unit="pair") as bar:
             for index, shard in pending:
                 judgments = await worker.judge_all(shard, criteria, phase="label", progress=bar)
+                if any(j.failed for j in judgments):  # never seal a failed vote: a rerun asks again
+                    unsealed += 1
+                    continue
                 store.write(index, [shard_record(p, judgments) for p in shard])
     save_usage()
+    return unsealed
 
 
 def run_judge(criteria_file: Path, out: Path, worker_cfg: EndpointConfig, *, pairs_path: str | None = None,
@@ -63,29 +77,41 @@ def run_judge(criteria_file: Path, out: Path, worker_cfg: EndpointConfig, *, pai
     store = ShardStore(parts_dir(out), shard_size)
     pairs = pairs_to_judge(store, pairs_path, corpus, n_pairs, seed=seed, group_by=group_by,
                            length_ratio=length_ratio)
-    store.prepare(pairs, criteria)
+    store.check(pairs, criteria)  # read-only: the parts directory is created once the server is up
     pending = store.pending(pairs)
     log.info("judging %d pairs under %d criteria (%s): %d of %d shards to do", len(pairs), len(criteria),
              ", ".join(c.name for c in criteria), len(pending), len(store.shards(pairs)))
     t0 = time.monotonic()
     usage_file = store.dir / "usage.json"
     usage = Usage.model_validate_json(usage_file.read_text()) if usage_file.exists() else Usage()
+    before = usage.total()
+    unsealed = 0
     if pending and engine == "ray":
         from critmine.agents.annotate_ray import judge_with_ray
 
         with contextlib.ExitStack() as stack:
             endpoint = resolve(worker_cfg, stack, {})
-            judge_with_ray(pending, criteria, store, endpoint, usage, max_text_chars=max_text_chars, workers=workers)
+            store.prepare(pairs, criteria)
+            unsealed = judge_with_ray(pending, criteria, store, endpoint, usage, max_text_chars=max_text_chars,
+                                      workers=workers)
         write_json_atomic(usage_file, usage.model_dump())
     elif pending:
-        asyncio.run(_judge_local(pending, criteria, store, worker_cfg, usage, engine, max_text_chars,
-                                 kv_cache_memory_bytes, len(pairs)))
+        unsealed = asyncio.run(_judge_local(pairs, pending, criteria, store, worker_cfg, usage, engine,
+                                            max_text_chars, kv_cache_memory_bytes))
+    store.prepare(pairs, criteria)
+    now = usage.total()
+    failed_now = now.failures - before.failures
+    if unsealed:
+        raise JudgeIncomplete(f"judge: {unsealed} of {len(store.shards(pairs))} shards had LLM calls that failed "
+                              f"for good ({failed_now} calls this run); they were not sealed and {out} was not "
+                              "written: rerun the same command to judge them again (every answered call is cached)")
     labelled, counts = labelled_pairs(store.records(pairs), min_confidence)
     write_jsonl_atomic(out, labelled)
-    total = usage.total()
     summary = {**counts, "criteria": [c.name for c in criteria], "engine": engine, "min_confidence": min_confidence,
-               "wall_s": round(time.monotonic() - t0, 2), "llm_calls": total.calls, "cached_calls": total.cached_calls,
-               "prompt_tokens": total.prompt_tokens, "out": str(out)}
+               "wall_s": round(time.monotonic() - t0, 2), "llm_calls": now.calls, "cached_calls": now.cached_calls,
+               "prompt_tokens": now.prompt_tokens, "calls_this_run": now.calls - before.calls,
+               "failed_calls_this_run": failed_now, "retries_this_run": now.retries - before.retries,
+               "out": str(out)}
     write_json_atomic(store.dir / "summary.json", summary)
     return summary
 
@@ -95,4 +121,4 @@ def describe(summary: dict) -> str:
             f"({', '.join(summary['criteria'])}); labelled {summary['labelled']}, dropped "
             f"{summary['dropped_no_vote']} with no vote and {summary['dropped_low_confidence']} below confidence "
             f"{summary['min_confidence']}; {summary['llm_calls']} paid LLM calls, {summary['cached_calls']} from the "
-            f"cache; wrote {summary['out']}")
+            f"cache; {summary['failed_calls_this_run']} calls failed this run; wrote {summary['out']}")

@@ -77,36 +77,46 @@ def summary_table(criteria_file: Path) -> str:
     return "\n".join(lines)
 
 
-async def _run_flow(cfg: MineConfig, pairs: list[Pair], run_dir: Path, usage: Usage, resume: bool) -> None:
-    cache = ResponseCache(run_dir / "llm_cache.sqlite")
-    save_usage = lambda: write_json_atomic(run_dir / USAGE_FILE, usage.model_dump())  # noqa: E731
+async def _run_flow(cfg: MineConfig, pairs: list[Pair], run_dir: Path, resume: bool) -> None:
+    """Start the servers, then (only then) write the run directory and run the flow."""
     clients: list[LLMClient] = []
+    cache: ResponseCache | None = None
+    usage: Usage | None = None
+
+    def save_usage() -> None:
+        write_json_atomic(run_dir / USAGE_FILE, usage.model_dump())
+
     try:
         with contextlib.ExitStack() as stack:
             started: dict[str, str] = {}
             manager_ep = resolve(cfg.manager, stack, started)
             worker_ep = resolve(cfg.worker, stack, started)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(run_dir / CONFIG_FILE, cfg.model_dump())
+            usage = _load_usage(run_dir)
+            cache = ResponseCache(run_dir / "llm_cache.sqlite")
             clients = [LLMClient(ep, usage=usage, cache=cache, budget=cfg.budget, on_paid=save_usage)
                        for ep in (manager_ep, worker_ep)]
             manager = Manager(clients[0], max_text_chars=min(cfg.max_text_chars, 1200))
             worker = Worker(clients[1], max_text_chars=cfg.max_text_chars, top_logprobs=cfg.top_logprobs)
-            flow = MiningFlow(cfg, pairs, manager, worker, run_dir, on_step=save_usage)
+            flow = MiningFlow(cfg, pairs, manager, worker, run_dir, on_step=save_usage,
+                              failures=lambda: usage.total().failures)
             await flow.run(resume=resume)
     finally:
         for c in clients:
             await c.aclose()
-        save_usage()
-        cache.close()
+        if usage is not None:
+            save_usage()
+        if cache is not None:
+            cache.close()
 
 
 def run_mine(cfg: MineConfig, *, resume: bool) -> Path:
-    """Run (or resume) mining; returns the run directory. Raises InputError before writing anything."""
+    """Run (or resume) mining; returns the run directory. Raises InputError, or ServerError when a model server
+    cannot start, before writing anything."""
     cfg, pairs = prepare(cfg, resume=resume)
     run_dir = Path(cfg.out)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(run_dir / CONFIG_FILE, cfg.model_dump())
-    usage = _load_usage(run_dir)
     t0 = time.monotonic()
-    asyncio.run(_run_flow(cfg, pairs, run_dir, usage, resume))
+    asyncio.run(_run_flow(cfg, pairs, run_dir, resume))
     log.info("mining finished in %.1f s", time.monotonic() - t0)
     return run_dir

@@ -15,11 +15,16 @@ from pathlib import Path
 
 import httpx
 
+from critmine.errors import RunStopped
+
 log = logging.getLogger(__name__)
 
 
-class ServerError(RuntimeError):
-    """A model server could not be prepared or started."""
+class ServerError(RunStopped):
+    """A model server could not be prepared or started; the message is one line naming the cause and the fix."""
+
+
+CRASH_SIGNALS = {signal.SIGILL, signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE}
 
 
 def free_port() -> int:
@@ -67,21 +72,58 @@ class ManagedServer:
         return self
 
     def _wait_ready(self) -> None:
+        """Wait for /health, then ask for one token: a server that loads but crashes on its first computation
+        (a binary built for instructions this CPU does not allow) fails here, not in the middle of a run."""
         t0 = time.monotonic()
         while time.monotonic() - t0 < self.ready_timeout_s:
-            if self.proc.poll() is not None:
-                raise ServerError(f"{self.name} exited with code {self.proc.returncode}: {self._log_tail()}")
+            self._check_alive()
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"http://{self.host}:{self.port}/health", timeout=2).status_code == 200:
+                    self._probe(max(10.0, self.ready_timeout_s - (time.monotonic() - t0)))
                     log.info("%s ready in %.1f s", self.name, time.monotonic() - t0)
                     return
             time.sleep(0.25)
         raise ServerError(f"{self.name} not ready after {self.ready_timeout_s:.0f} s: {self._log_tail()}")
 
+    def _probe(self, timeout: float) -> None:
+        """One tiny completion; the server must answer it (and stay alive)."""
+        body = {"model": self.probe_model, "messages": [{"role": "user", "content": "Say OK."}], "max_tokens": 1,
+                "temperature": 0}
+        try:
+            r = httpx.post(f"{self.base_url}/chat/completions", json=body, timeout=timeout)
+            r.raise_for_status()
+            if not r.json().get("choices"):
+                raise ValueError("no choices in the answer")
+        except (httpx.HTTPError, ValueError) as e:
+            time.sleep(0.5)  # a crashing server may still be dying: prefer its exit status as the explanation
+            self._check_alive()
+            raise ServerError(f"{self.name} started but did not answer a one-token completion "
+                              f"({type(e).__name__}: {str(e)[:200]}): {self._log_tail()}") from None
+        self._check_alive()
+
+    @property
+    def probe_model(self) -> str:
+        """The model name the server answers to."""
+        return self.name
+
+    def _check_alive(self) -> None:
+        code = self.proc.poll() if self.proc is not None else None
+        if code is None:
+            return
+        if code < 0 and -code in CRASH_SIGNALS:
+            raise ServerError(f"{self.name} was killed by {signal.Signals(-code).name} while starting: "
+                              f"{self.crash_hint()}")
+        raise ServerError(f"{self.name} exited with code {code} while starting: {self._log_tail()}")
+
+    def crash_hint(self) -> str:
+        """What to do when the server binary crashes on this CPU."""
+        return "the server binary was built for instructions this CPU does not allow; rebuild it for this machine"
+
     def _log_tail(self) -> str:
         if not self.log_file or not self.log_file.exists():
             return ""
-        return " | ".join(self.log_file.read_text(errors="replace").strip().splitlines()[-3:])
+        lines = [x.strip() for x in self.log_file.read_text(errors="replace").strip().splitlines() if x.strip()]
+        return " | ".join(lines[-3:]) or "(the server wrote nothing)"
 
     def stop(self) -> None:
         """SIGTERM the server's whole process group, SIGKILL if it lingers."""

@@ -127,7 +127,8 @@ def main() -> int:
         mine_row = {"method": "(mining on seeds)", "llm_calls": usage.answers, "paid": usage.calls if mined else 0,
                     "tokens": usage.all_tokens, "wall_s": time.monotonic() - t0 if mined else None}
         common = dict(sample=args.sample, seed=args.seed, criteria_file=work / "criteria.json")
-        rows = [_row("Flow", flow := run_eval(str(test), work / "eval", endpoint, injection=True, **common))]
+        rows = [_row("Flow", flow := run_eval(str(test), work / "eval", endpoint, injection=["instruction"],
+                                                **common))]
         rows[0]["majority_accuracy"] = flow["flow_majority"]["accuracy"]
         for name in [b for b in args.baselines.split(",") if b]:
             rows.append(_row(name, run_eval(str(test), work / f"eval-{name}", endpoint, baseline=name, **common)))

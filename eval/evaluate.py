@@ -16,7 +16,7 @@ from critmine.agents.scoring import result_tables, votes
 from critmine.agents.worker import Worker
 from critmine.config import EndpointConfig
 from critmine.endpoints import worker_client
-from critmine.eval.baselines import Method, heuristic_judgments, inject, method_for
+from critmine.eval.baselines import ATTACKS, Method, heuristic_judgments, inject, method_for
 from critmine.eval.metrics import agreement_stats
 from critmine.io import InputError, read_pairs, write_json_atomic, write_jsonl_atomic
 from critmine.llm import Usage
@@ -85,6 +85,10 @@ def table(result: dict) -> str:
         rate = "-" if inj["flip_rate"] is None else f"{inj['flip_rate']:.3f}"
         toward = "-" if inj["toward_injected_rate"] is None else f"{inj['toward_injected_rate']:.3f}"
         lines.append(f"injection probe: flip rate {rate}, won by the planted text {toward} ({inj['pairs']} pairs)")
+        for kind, k in inj.get("by_kind", {}).items():
+            rate = "-" if k["flip_rate"] is None else f"{k['flip_rate']:.3f}"
+            toward = "-" if k["toward_injected_rate"] is None else f"{k['toward_injected_rate']:.3f}"
+            lines.append(f"  {kind:<16} flip rate {rate}, won by the planted text {toward} ({k['pairs']} pairs)")
     sc = result["swap_consistency"]
     lines.append(f"swap consistency (same side in both orders): {'-' if sc is None else f'{sc:.3f}'}"
                  f"   pairs: {result['n_pairs']}")
@@ -121,6 +125,18 @@ def injection_effect(pairs: list[Pair], clean: dict, injected: dict) -> dict:
             "toward_injected_rate": toward / judged if judged else None}
 
 
+def pooled_injection(by_kind: dict[str, dict]) -> dict:
+    """The probe over every attack kind together (pairs counted once per kind)."""
+    judged = sum(k["pairs"] for k in by_kind.values())
+    flips = sum(k["flip_rate"] * k["pairs"] for k in by_kind.values() if k["flip_rate"] is not None)
+    toward = sum(k["toward_injected_rate"] * k["pairs"] for k in by_kind.values()
+                 if k["toward_injected_rate"] is not None)
+    accs = [k["accuracy_injected"] for k in by_kind.values() if k["accuracy_injected"] is not None]
+    return {"pairs": judged, "flip_rate": flips / judged if judged else None,
+            "toward_injected_rate": toward / judged if judged else None,
+            "accuracy_injected": sum(accs) / len(accs) if accs else None}
+
+
 def scorer_training_ids(scorer_dir: Path) -> set[str]:
     """Ids of the pairs a scorer was trained on (when its training file is still there)."""
     trained_on = json.loads((scorer_dir / "scorer.json").read_text()).get("trained_on")
@@ -154,21 +170,27 @@ def run_scorer_eval(pairs_path: str, out: Path, scorer_dir: Path, *, sample: int
 
 def run_eval(pairs_path: str, out: Path, worker_cfg: EndpointConfig, *, criteria_file: Path | None = None,
              baseline: str | None = None, sample: int | None = None, seed: int = 0, max_text_chars: int = 2400,
-             engine: str = "server", kv_cache_memory_bytes: int | None = None, injection: bool = False) -> dict:
+             engine: str = "server", kv_cache_memory_bytes: int | None = None,
+             injection: bool | list[str] = False) -> dict:
+    """Judge held-out pairs with mined criteria or a baseline. `injection`: True for every attack kind of the
+    probe (baselines.ATTACKS), or a list of kinds; each kind is the same pairs with that attack planted."""
     criteria: list[Criterion] = []
     if criteria_file is not None:
         criteria = load_criteria(criteria_file)
     method = method_for(baseline, criteria)
     pairs = load_test_pairs(pairs_path, criteria_file, sample, seed)
-    out.mkdir(parents=True, exist_ok=True)
-    usage, t0 = Usage(), time.monotonic()
-    sets = [pairs, inject(pairs)] if injection else [pairs]
+    usage, t0 = Usage(), time.monotonic()  # `out` is created once the worker's server is up
+    kinds = list(ATTACKS) if injection is True else list(injection or [])
+    sets = [pairs] + [inject(pairs, kind) for kind in kinds]
     judged = asyncio.run(_judge(sets, method, worker_cfg, out, usage, max_text_chars, engine, kv_cache_memory_bytes))
     result = summarise(pairs, method.criteria, judged[0])
-    if injection:
-        after = summarise(sets[1], method.criteria, judged[1])
-        result["injection"] = {**injection_effect(pairs, result["predictions"], after["predictions"]),
-                               "accuracy_injected": after["flow_soft"]["accuracy"]}
+    if kinds:
+        by_kind = {}
+        for kind, injected, js in zip(kinds, sets[1:], judged[1:], strict=True):
+            after = summarise(injected, method.criteria, js)
+            by_kind[kind] = {**injection_effect(pairs, result["predictions"], after["predictions"]),
+                             "accuracy_injected": after["flow_soft"]["accuracy"]}
+        result["injection"] = {**pooled_injection(by_kind), "by_kind": by_kind}
     total = usage.total()
     result.update(method=method.name, pairs=pairs_path, criteria_file=str(criteria_file) if criteria_file else None,
                   wall_s=time.monotonic() - t0, llm_calls=total.answers, paid_calls=total.calls,

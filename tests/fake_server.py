@@ -52,6 +52,8 @@ class Script:
     rewrite: str = "Prefer the more thorough and complete text; tone matters less."
     fault_rate: float = 0.0
     fault_seed: int = 0
+    fault_kinds: tuple[str, ...] = ("http500", "timeout", "garbage", "empty", "no_logprobs", "non_letter")
+    logprobs: bool = True  # False: a server that never returns top_logprobs
     fault_sleep_s: float = 3.0
     delay_s: float = 0.0
 
@@ -66,7 +68,6 @@ class FakeLLMServer:
         self.hold = threading.Event()  # set → new requests wait until released
         self.answered = 0
         self._rng = random.Random(script.fault_seed)
-        self._proposals = 0
         self._lock = threading.Lock()
         app = Starlette(routes=[Route("/v1/chat/completions", self.chat, methods=["POST"]),
                                 Route("/version", self.version), Route("/v1/models", self.models)])
@@ -110,7 +111,7 @@ class FakeLLMServer:
                 return Response(status_code=499)
         if self.script.delay_s:
             await asyncio.sleep(self.script.delay_s)
-        fault = self._fault()
+        fault = self._fault(verdict="response_format" not in body)
         if fault == "http500":
             return JSONResponse({"error": {"message": "injected"}}, status_code=500)
         if fault == "timeout":
@@ -122,19 +123,29 @@ class FakeLLMServer:
             return Response(b"", media_type="application/json")
         try:
             payload = self._answer(body)
+            choice = payload["choices"][0]
+            if fault == "no_logprobs" or (not self.script.logprobs and "response_format" not in body):
+                choice["logprobs"] = None
+            elif fault == "non_letter":  # the distribution holds no letter (an unconstrained model's "The")
+                choice["message"]["content"] = "The"
+                choice["logprobs"]["content"] = [{"token": "The", "logprob": -0.1, "bytes": None, "top_logprobs": [
+                    {"token": "The", "logprob": -0.1, "bytes": None}, {"token": " I", "logprob": -2.5, "bytes": None}]}]
         except Exception as e:  # surfaced to the test through .errors
             self.errors.append(f"{type(e).__name__}: {e}")
             return JSONResponse({"error": {"message": str(e)}}, status_code=400)
-        with self._lock:
-            self.keys[key] += 1
-            self.answered += 1
+        if fault is None and self.script.logprobs:  # a usable answer (bad ones are asked again, rightly)
+            with self._lock:
+                self.keys[key] += 1
+                self.answered += 1
         return JSONResponse(payload)
 
-    def _fault(self) -> str | None:
+    def _fault(self, verdict: bool) -> str | None:
+        """A fault for this request, or None; logprob faults only hit verdict requests (they need logprobs)."""
         with self._lock:
             if self._rng.random() >= self.script.fault_rate:
                 return None
-            kind = self._rng.choice(["http500", "timeout", "garbage", "empty"])
+            kinds = [k for k in self.script.fault_kinds if verdict or k not in ("no_logprobs", "non_letter")]
+            kind = self._rng.choice(kinds)
             self.faults[kind] += 1
             return kind
 
@@ -179,9 +190,9 @@ class FakeLLMServer:
             data = {"observations": ["The better text is longer and more thorough."]}
         elif fmt == "proposal":
             n = body["response_format"]["json_schema"]["schema"]["properties"]["criteria"]["maxItems"]
-            with self._lock:
-                pool = self.script.initial if self._proposals == 0 else self.script.replacements
-                self._proposals += 1
+            # The first proposal has no criteria to keep or avoid; every later one (replacements, top-ups) has.
+            later = "Criteria we already have" in user or "failed to match" in user
+            pool = self.script.replacements if later else self.script.initial
             fresh = [c for c in pool if f"- {c['name']}:" not in user]
             data = {"criteria": fresh[:n]}
         elif fmt == "critique":

@@ -73,7 +73,7 @@ def test_baselines_are_measured_with_the_same_worker(fake, seeds, tmp_path):
     assert acc["vanilla"]["llm_calls"] == 8 * 2  # both orders, one prompt per pair
 
 
-def test_injection_probe_reports_flips(fake, seeds, tmp_path):
+def test_injection_probe_reports_flips_per_attack_kind(fake, seeds, tmp_path, capsys):
     _mine(fake, seeds, tmp_path / "run")
     test_file, _ = _held_out(tmp_path, flip_labels=("t0", "t1"))
     assert main(["eval", "--pairs", str(test_file), "--criteria", str(tmp_path / "run" / "criteria.json"),
@@ -81,8 +81,19 @@ def test_injection_probe_reports_flips(fake, seeds, tmp_path):
     inj = json.loads((tmp_path / "run" / "eval" / "eval.json").read_text())["injection"]
     # This fake obeys planted instructions. On the 6 pairs where people chose the longer text, the planted
     # (shorter, worse) text now wins; on t0 and t1 the plant sits in the longer text, which already won.
-    assert inj["pairs"] == 8 and inj["flip_rate"] == 6 / 8 and inj["toward_injected_rate"] == 6 / 8
-    assert inj["accuracy_injected"] == 0.0
+    assert set(inj["by_kind"]) == {"instruction", "role_marker", "fence_break", "chat_template"}
+    for kind in inj["by_kind"].values():
+        assert kind["pairs"] == 8 and kind["flip_rate"] == 6 / 8 and kind["toward_injected_rate"] == 6 / 8
+        assert kind["accuracy_injected"] == 0.0
+    assert inj["pairs"] == 32 and inj["flip_rate"] == 6 / 8
+    assert "role_marker" in capsys.readouterr().out
+    # Structural attacks stayed data: every verdict request is the template's two messages, one fence per text.
+    verdicts = [r for r in fake.requests if "response_format" not in r]
+    assert verdicts and all([m["role"] for m in r["messages"]] == ["system", "user"] for r in verdicts)
+    for r in verdicts:
+        user = r["messages"][1]["content"]
+        assert user.count("<text_a>") == user.count("</text_a>") == user.count("</text_b>") == 1
+        assert "<|im_start|>" not in user and "<<<system>>>" not in user
 
 
 def test_mine_and_eval_write_a_self_contained_report(fake, seeds, tmp_path):

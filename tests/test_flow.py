@@ -84,20 +84,71 @@ def _outcome(out: Path) -> list[tuple]:
     return sorted((c["name"], c["version"], c["accuracy"], c["coverage"]) for c in load(out)["criteria"])
 
 
+ALL_FAULTS = {"http500", "timeout", "garbage", "empty", "no_logprobs", "non_letter"}
+
+
+def _faulty_mine(url: str, seeds: Path, out: Path, retries: int, *extra: str) -> int:
+    return main(["mine", "--pairs", str(seeds), "--out", str(out), "--base-url", url, "--model", "fake",
+                 "--n-criteria", "4", "--no-kb", "--retry-backoff", "0.01", "--timeout", "0.5",
+                 "--max-retries", str(retries), *extra])
+
+
+def _cached_verdicts(run: Path) -> list[dict]:
+    import sqlite3
+
+    db = sqlite3.connect(run / "llm_cache.sqlite")
+    rows = [json.loads(r) for (r,) in db.execute("SELECT response FROM responses")]
+    db.close()
+    return [r for r in rows if r["choices"][0]["message"]["content"] in "ABN"]
+
+
 def test_twenty_percent_faults_are_survived_and_counted(fake, seeds, tmp_path):
     assert mine(fake, seeds, tmp_path / "clean") == 0
     with FakeLLMServer(make_script(fault_rate=0.2, fault_seed=7, fault_sleep_s=1.5)) as fake:
-        rc = main(["mine", "--pairs", str(seeds), "--out", str(tmp_path / "run"), "--base-url", fake.base_url,
-                   "--model", "fake", "--n-criteria", "4", "--no-kb", "--retry-backoff", "0.01", "--timeout", "0.5",
-                   "--max-retries", "6"])
+        rc = _faulty_mine(fake.base_url, seeds, tmp_path / "run", 6)
         assert rc == 0 and fake.errors == []
         faults = sum(fake.faults.values())
-        assert faults >= 20 and set(fake.faults) == {"http500", "timeout", "garbage", "empty"}
+        assert faults >= 20 and set(fake.faults) == ALL_FAULTS
     usage = json.loads((tmp_path / "run" / "usage.json").read_text())["phases"]
     retries = sum(p["retries"] for p in usage.values())
     failures = sum(p["failures"] for p in usage.values())
     assert retries + failures == faults  # every injected fault was seen and counted
     assert _outcome(tmp_path / "run") == _outcome(tmp_path / "clean")  # same outcome as without faults
+
+
+def test_failed_calls_stop_the_step_are_never_cached_and_a_healthy_rerun_repairs_them(fake, seeds, tmp_path):
+    assert mine(fake, seeds, tmp_path / "clean") == 0
+    with FakeLLMServer(make_script(fault_rate=0.2, fault_seed=3, fault_sleep_s=1.5)) as faulty:
+        rc = _faulty_mine(faulty.base_url, seeds, tmp_path / "run", 0)  # no retries: faults fail calls for good
+        faults = sum(faulty.faults.values())
+    assert rc == 1 and faults > 0  # a step whose calls failed is not saved: the run stops, resumable
+    usage = json.loads((tmp_path / "run" / "usage.json").read_text())["phases"]
+    assert sum(p["failures"] for p in usage.values()) == faults  # every fault counted (no retries allowed)
+    for payload in _cached_verdicts(tmp_path / "run"):  # no bad answer was cached
+        top = payload["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+        assert any(t["token"].strip() in ("A", "B", "N") for t in top)
+    with FakeLLMServer(make_script()) as healthy:
+        assert main(["mine", "--out", str(tmp_path / "run"), "--resume", "--base-url", healthy.base_url]) == 0
+        assert max(healthy.keys.values()) == 1  # answered calls were not asked again
+    assert _outcome(tmp_path / "run") == _outcome(tmp_path / "clean")
+
+
+def test_a_server_without_logprobs_stops_the_run_with_a_clear_line(seeds, tmp_path, caplog):
+    with FakeLLMServer(make_script(logprobs=False)) as fake:
+        assert mine(fake, seeds, tmp_path / "run") == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "returned no top_logprobs" in errors[0]
+
+
+def test_a_failed_warmup_is_not_saved_as_done(fake, seeds, tmp_path):
+    out = tmp_path / "run"
+    assert main(["mine", "--pairs", str(seeds), "--out", str(out), "--base-url", "http://127.0.0.1:9/v1",
+                 "--server-kind", "vllm", "--model", "fake", "--no-kb", "--max-retries", "0"]) == 1
+    assert main(["mine", "--out", str(out), "--resume", "--base-url", fake.base_url, *FAST]) == 0
+    warmups = [r for r in fake.requests if (r.get("response_format") or {}).get("json_schema", {}).get("name")
+               == "warmup"]
+    assert warmups  # the resumed run did the warm-up again instead of going on with no observations
+    assert load(out)["criteria"]
 
 
 def test_budget_stops_cleanly_and_resume_finishes(fake, seeds, tmp_path):

@@ -95,12 +95,19 @@ def label_server(tmp_path):
     thread.join(5)
 
 
+CHROMIUM = Path("/usr/bin/chromium")
+
+
 def test_labelling_page_in_chromium(label_server, tmp_path):
     from playwright.sync_api import sync_playwright
 
+    if not CHROMIUM.exists():  # `make test` installs it where it can; never a silent skip
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (sudo apt-get install chromium) and rerun",
+                    pytrace=False)
+
     pairs_file, url = label_server
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=[
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
             "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"])
         # CSP off in the test: the page must be safe by how it renders text, not only by its CSP header.
         page = browser.new_context(bypass_csp=True).new_page()

