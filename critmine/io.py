@@ -40,8 +40,13 @@ def _describe(err: ValidationError) -> str:
 
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[str, Any]]:
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise InputError(f"{path}:{lineno}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column "
+                                 f"{e.start + 1}); is this a binary file?") from None
             if not line.strip():
                 continue
             try:
@@ -64,7 +69,12 @@ def _datasets_rows(path: Path) -> Iterator[tuple[str, Any]]:
         first_row = 1
     else:
         fmt = {".parquet": "parquet", ".csv": "csv"}[path.suffix.lower()]
-        ds = datasets.load_dataset(fmt, data_files=str(path), split="train", streaming=True)
+        if fmt == "parquet":
+            _check_parquet(path)
+        try:
+            ds = datasets.load_dataset(fmt, data_files=str(path), split="train", streaming=True)
+        except Exception as e:  # noqa: BLE001 - any failure to open is a user error here
+            raise InputError(f"{path}: cannot read as {fmt} ({type(e).__name__}: {_first_line(e)})") from None
         first_row = 2 if fmt == "csv" else 1  # CSV line 1 is the header
     kind = "line" if path.suffix.lower() == ".csv" else "row"
     try:
@@ -74,7 +84,21 @@ def _datasets_rows(path: Path) -> Iterator[tuple[str, Any]]:
     except InputError:
         raise
     except Exception as e:  # noqa: BLE001 - datasets raises many types for unreadable files
-        raise InputError(f"{path}: cannot read ({type(e).__name__}: {e})") from None
+        raise InputError(f"{path}: cannot read ({type(e).__name__}: {_first_line(e)})") from None
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [""])[0][:300]
+
+
+def _check_parquet(path: Path) -> None:
+    """A file that is not Parquet, named as one: one line instead of an Arrow traceback."""
+    import pyarrow.parquet as pq
+
+    try:
+        pq.ParquetFile(path)
+    except Exception as e:  # noqa: BLE001 - Arrow raises several types for a broken file
+        raise InputError(f"{path}: not a Parquet file ({_first_line(e)})") from None
 
 
 def iter_rows(path: str | os.PathLike) -> Iterator[tuple[str, Any]]:

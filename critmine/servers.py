@@ -33,6 +33,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def die_with_parent(parent: int, sig: int = signal.SIGKILL) -> None:
+    """Ask Linux to send `sig` to this process when its parent dies (PR_SET_PDEATHSIG); exit at once if the
+    parent is already gone. Used by every helper process critmine starts (servers, scoring workers)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, sig)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     os.setsid()
     with contextlib.suppress(OSError, AttributeError):

@@ -89,6 +89,9 @@ def table(result: dict) -> str:
             rate = "-" if k["flip_rate"] is None else f"{k['flip_rate']:.3f}"
             toward = "-" if k["toward_injected_rate"] is None else f"{k['toward_injected_rate']:.3f}"
             lines.append(f"  {kind:<16} flip rate {rate}, won by the planted text {toward} ({k['pairs']} pairs)")
+    if result.get("failed_calls"):
+        lines.append(f"failed LLM calls: {result['failed_calls']} (their verdicts count as abstentions; rerun the same "
+                     "command with the same --out to ask them again: answered calls are cached)")
     sc = result["swap_consistency"]
     lines.append(f"swap consistency (same side in both orders): {'-' if sc is None else f'{sc:.3f}'}"
                  f"   pairs: {result['n_pairs']}")
@@ -194,7 +197,10 @@ def run_eval(pairs_path: str, out: Path, worker_cfg: EndpointConfig, *, criteria
     total = usage.total()
     result.update(method=method.name, pairs=pairs_path, criteria_file=str(criteria_file) if criteria_file else None,
                   wall_s=time.monotonic() - t0, llm_calls=total.answers, paid_calls=total.calls,
-                  tokens=total.all_tokens, usage=usage.model_dump())
+                  tokens=total.all_tokens, failed_calls=total.failures, usage=usage.model_dump())
+    if total.failures:
+        log.warning("%d LLM calls failed for good; their verdicts count as abstentions (coverage %.2f); rerun to "
+                    "ask them again", total.failures, result["flow_soft"]["coverage"])
     write_jsonl_atomic(out / "judgments.jsonl", [j for js in judged for j in js])
     write_json_atomic(out / "eval.json", result)
     return result

@@ -9,11 +9,11 @@ duplicated. `_SUCCESS` marks a finished output. Memory holds a few batches, neve
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import json
 import logging
 import multiprocessing as mp
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from itertools import islice
@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from critmine.io import InputError, iter_documents, write_json_atomic
 from critmine.records import Document
+from critmine.servers import die_with_parent
 from critmine.scorer.model import Scorer, count_tokens
 
 log = logging.getLogger(__name__)
@@ -36,8 +37,9 @@ SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("meta", pa.stri
 _scorer: Scorer | None = None  # one per worker process
 
 
-def _init_worker(scorer_dir: str) -> None:
+def _init_worker(scorer_dir: str, parent: int) -> None:
     global _scorer
+    die_with_parent(parent)  # a kill -9 of `critmine score` must not leave its workers behind
     _scorer = Scorer.load(scorer_dir)
 
 
@@ -105,22 +107,41 @@ def score_corpus(scorer_dir: str | Path, input_path: str, out_dir: str | Path, *
         log.info("%s is complete already", out_dir)
         return json.loads((out_dir / SUCCESS).read_text())
     workers = workers or default_workers(scorer_dir)
+    manifest = _manifest(scorer_dir, input_path, shard_size, engine)
     if engine == "ray":
         from critmine.scorer.ray_engine import score_with_ray
 
-        return score_with_ray(scorer_dir, input_path, out_dir, batch_size=batch_size, workers=workers)
-    manifest = _manifest(scorer_dir, input_path, shard_size, engine)
+        if out_dir.exists():
+            _check_resume(out_dir, manifest)  # refuses a directory that is not this command's own
+        _first_document(input_path)
+        return score_with_ray(scorer_dir, input_path, out_dir, manifest, batch_size=batch_size, workers=workers)
     fresh = not out_dir.exists()
+    if not fresh:
+        _check_resume(out_dir, manifest)  # refuses a directory that is not this command's own
+    _first_document(input_path)  # an unreadable or empty input fails here, before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
-        _check_resume(out_dir, manifest)
         write_json_atomic(out_dir / MANIFEST, manifest)
         return _score_local(scorer_dir, input_path, out_dir, batch_size=batch_size, shard_size=shard_size,
                             workers=workers)
     except InputError:
         if fresh:  # bad input: leave nothing behind (a resumed run keeps the shards it had)
-            shutil.rmtree(out_dir, ignore_errors=True)
+            remove_own_output(out_dir)
         raise
+
+
+def _first_document(input_path: str) -> None:
+    if next(iter(iter_documents(input_path)), None) is None:
+        raise InputError(f"{input_path}: no documents")
+
+
+def remove_own_output(out_dir: Path) -> None:
+    """Remove what this command wrote into a directory it created (its manifest and shards), then the directory
+    if nothing else is in it: never a file critmine did not write."""
+    for f in [out_dir / MANIFEST, out_dir / SUCCESS, *out_dir.glob("part-*.parquet"), *out_dir.glob(".part-*.tmp")]:
+        f.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        out_dir.rmdir()
 
 
 def _score_local(scorer_dir: Path, input_path: str, out_dir: Path, *, batch_size: int, shard_size: int,
@@ -138,7 +159,7 @@ def _score_local(scorer_dir: Path, input_path: str, out_dir: Path, *, batch_size
     t_start = time.monotonic()
     # spawn, not fork: a forked copy of a process that has started torch's thread pools can hang
     with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                                initargs=(str(scorer_dir),)) as pool, \
+                                initargs=(str(scorer_dir), os.getpid())) as pool, \
             tqdm(desc="score", unit="doc", initial=skip, smoothing=0.1) as bar:
         ready: set[int] = set()
         while len(ready) < workers:  # wait until every worker has loaded the scorer
@@ -178,9 +199,21 @@ def _score_local(scorer_dir: Path, input_path: str, out_dir: Path, *, batch_size
 def read_scored(path: str | Path, columns: list[str] | None = None) -> pa.Table:
     """The scored rows (every shard, in order) of a finished `critmine score` output."""
     p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such file or directory (the output of `critmine score`)")
     if p.is_dir() and not (p / SUCCESS).exists():
         raise InputError(f"{p}: scoring did not finish (no {SUCCESS}); rerun `critmine score` to complete it")
     files = sorted(p.glob("*.parquet")) if p.is_dir() else [p]
     if not files:
         raise InputError(f"{p}: no scored Parquet files")
-    return pa.concat_tables([pq.read_table(f, columns=columns) for f in files])
+    tables = []
+    for f in files:
+        try:
+            table = pq.read_table(f)
+        except Exception as e:  # noqa: BLE001 - Arrow raises several types for a broken file
+            raise InputError(f"{f}: not a Parquet file ({(str(e).splitlines() or [''])[0][:200]})") from None
+        missing = sorted(set(columns or SCHEMA.names) - set(table.column_names))
+        if missing:
+            raise InputError(f"{f}: not a `critmine score` output (missing column(s) {', '.join(missing)})")
+        tables.append(table.select(columns) if columns else table)
+    return pa.concat_tables(tables)

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -89,16 +90,41 @@ def read_corpus(input_path: str):
     return ds
 
 
-def score_with_ray(scorer_dir: Path, input_path: str, out_dir: Path, *, batch_size: int, workers: int) -> dict:
+def score_with_ray(scorer_dir: Path, input_path: str, out_dir: Path, manifest: dict, *, batch_size: int,
+                   workers: int) -> dict:
+    """Ray Data writes into a fresh temporary directory of its own beside `out_dir`; the shards then move into
+    `out_dir` (new, empty, or this command's own from an earlier attempt: the caller checked) as part-NNNNN."""
     import ray
 
-    from critmine.scorer.bulk import SUCCESS
+    from critmine.scorer.bulk import MANIFEST, SUCCESS, remove_own_output
 
     t0 = time.monotonic()
     init_ray(max(workers, 1))
     ray.data.DataContext.get_current().execution_options.preserve_order = True
-    tmp = out_dir.with_name(out_dir.name + ".ray-tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.ray-", dir=out_dir.parent))
+    try:
+        summary = _write_scores(scorer_dir, input_path, tmp, batch_size=batch_size, workers=workers, t0=t0)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # our own temporary directory
+        raise
+    files = sorted(tmp.glob("*.parquet"))
+    if out_dir.exists():
+        remove_own_output(out_dir)  # an earlier attempt's shards (ours: the caller checked the manifest)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out_dir / MANIFEST, manifest)
+    for i, f in enumerate(files):
+        os.replace(f, out_dir / f"part-{i:05d}.parquet")
+    shutil.rmtree(tmp)  # our own temporary directory, now empty of results
+    write_json_atomic(out_dir / SUCCESS, summary)
+    log.info("ray: scored %d documents in %.1f s", summary["rows"], summary["wall_s"])
+    return summary
+
+
+def _write_scores(scorer_dir: Path, input_path: str, tmp: Path, *, batch_size: int, workers: int,
+                  t0: float) -> dict:
+    import ray
+
     ds = read_corpus(input_path)
     ds = ds.map_batches(ScoreBatch, fn_constructor_kwargs={"scorer_dir": str(scorer_dir)}, batch_size=batch_size,
                         batch_format="pandas",
@@ -109,11 +135,5 @@ def score_with_ray(scorer_dir: Path, input_path: str, out_dir: Path, *, batch_si
 
     rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
     wall = time.monotonic() - t0
-    summary = {"rows": rows, "shards": len(files), "scored_now": rows, "wall_s": round(wall, 2),
-               "docs_per_s": round(rows / wall, 1) if wall > 0 else None, "engine": "ray", "workers": workers}
-    write_json_atomic(tmp / SUCCESS, summary)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    tmp.rename(out_dir)
-    log.info("ray: scored %d documents in %.1f s", rows, wall)
-    return summary
+    return {"rows": rows, "shards": len(files), "scored_now": rows, "wall_s": round(wall, 2),
+            "docs_per_s": round(rows / wall, 1) if wall > 0 else None, "engine": "ray", "workers": workers}

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import logging
 import shutil
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -51,6 +53,9 @@ def train_scorer(pairs_path: str, out_dir: Path, *, features: str = "hashing", h
                  human_pairs: str | None = None, seed: int = 0, c: float | None = None) -> dict:
     if (out_dir / "scorer.json").exists():
         raise InputError(f"{out_dir}: a scorer already exists here; choose another --out")
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise InputError(f"{out_dir}: exists and is not empty; choose another --out (critmine never writes into "
+                         "or clears a directory it did not create)")
     if not 0.0 <= holdout < 0.9:
         raise InputError("--holdout must be in [0, 0.9)")
     pairs = read_pairs(pairs_path, labelled=True)
@@ -60,9 +65,27 @@ def train_scorer(pairs_path: str, out_dir: Path, *, features: str = "hashing", h
         raise InputError(f"{pairs_path}: only {len(train)} training pairs; label more pairs with `critmine judge`")
     p_a = np.array([soft_label(p) for p in train])
     t0 = time.monotonic()
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))  # ours alone
+    try:
+        meta = _train_into(tmp, pairs_path, train, test, human, human_pairs, p_a, features, seed, c, t0)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp's private mode was only for while it was being written
+    if out_dir.exists():
+        out_dir.rmdir()  # empty (checked above): the user made it for us
+    tmp.rename(out_dir)
+    log.info("scorer (%s) trained on %d pairs in %.1f s; held-out accuracy %s", features, len(train),
+             meta["train_s"], meta["holdout"]["accuracy"])
+    return meta
+
+
+def _train_into(tmp: Path, pairs_path: str, train: list[Pair], test: list[Pair], human: list[Pair],
+                human_pairs: str | None, p_a: np.ndarray, features: str, seed: int, c: float | None,
+                t0: float) -> dict:
     meta = {"features": features, "trained_on": str(pairs_path), "n_train": len(train), "n_holdout": len(test),
             "seed": seed, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "mean_label": float(p_a.mean())}
@@ -88,10 +111,6 @@ def train_scorer(pairs_path: str, out_dir: Path, *, features: str = "hashing", h
         meta["human"] = {"pairs": str(human_pairs), **accuracy_on(scorer, human)}
     scorer.meta = meta
     scorer.save(tmp)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.rename(out_dir)
-    log.info("scorer (%s) trained on %d pairs in %.1f s; held-out accuracy %s", features, len(train),
-             meta["train_s"], meta["holdout"]["accuracy"])
     return meta
 
 

@@ -174,3 +174,28 @@ def test_eval_scorer_refuses_its_training_pairs(tmp_path, caplog):
     assert main(["eval", "--pairs", str(tmp_path / "held.jsonl"), "--scorer", str(tmp_path / "s")]) == 0
     result = json.loads((tmp_path / "s" / "eval" / "eval.json").read_text())
     assert result["flow_soft"]["n_judged"] == 4 and result["llm_calls"] == 0
+
+
+def test_eval_counts_failed_calls_and_a_healthy_rerun_repairs_them(fake, seeds, tmp_path):
+    from tests.conftest import make_script
+    from tests.fake_server import FakeLLMServer
+
+    _mine(fake, seeds, tmp_path / "run")
+    test_file, _ = _held_out(tmp_path)
+    crit = str(tmp_path / "run" / "criteria.json")
+
+    def evaluate(url: str, out: str, *extra: str) -> dict:
+        assert main(["eval", "--pairs", str(test_file), "--criteria", crit, "--out", str(tmp_path / out),
+                     "--base-url", url, "--model", "fake", "--retry-backoff", "0.01", "--timeout", "0.5",
+                     *extra]) == 0
+        return json.loads((tmp_path / out / "eval.json").read_text())
+
+    clean = evaluate(fake.base_url, "clean")
+    with FakeLLMServer(make_script(fault_rate=0.2, fault_seed=5, fault_sleep_s=1.0)) as faulty:
+        broken = evaluate(faulty.base_url, "eval", "--max-retries", "0")
+        faults = sum(faulty.faults.values())
+    assert faults > 0 and broken["failed_calls"] == faults  # every fault counted, none hidden
+    assert broken["flow_soft"]["coverage"] < 1.0 or any(r["coverage"] < 1.0 for r in broken["criteria"])
+    repaired = evaluate(fake.base_url, "eval")  # same --out: cached answers are reused, failed ones asked again
+    assert repaired["failed_calls"] == 0 and repaired["paid_calls"] == faults
+    assert repaired["flow_soft"] == clean["flow_soft"] and repaired["criteria"] == clean["criteria"]

@@ -144,6 +144,12 @@ def test_labelling_page_in_chromium(label_server, tmp_path):
     assert [(p["id"], p["better"]) for p in map(json.loads, out.read_text().splitlines())] == [("p1", "a"), ("p2", "b")]
 
 
+def page_token(url: str) -> str:
+    import re
+
+    return re.search(r'name="critmine-token" content="([^"]+)"', httpx.get(url).text).group(1)
+
+
 def test_killing_the_server_loses_no_label(tmp_path):
     f = _pairs_file(tmp_path)
     port = _free_port()
@@ -160,10 +166,13 @@ def test_killing_the_server_loses_no_label(tmp_path):
         raise AssertionError("label server did not start")
 
     proc = start()
+    headers = {"X-Critmine-Token": page_token(f"http://127.0.0.1:{port}/")}
     for pid, lab in [("p1", "a"), ("p2", "b"), ("p3", "skip")]:
-        r = httpx.post(f"http://127.0.0.1:{port}/api/label", json={"pair_id": pid, "label": lab, "reason": "r"})
+        r = httpx.post(f"http://127.0.0.1:{port}/api/label", json={"pair_id": pid, "label": lab, "reason": "r"},
+                       headers=headers)
         assert r.status_code == 200
-    assert httpx.post(f"http://127.0.0.1:{port}/api/label", json={"pair_id": "../etc/passwd", "label": "a"}).status_code == 400
+    assert httpx.post(f"http://127.0.0.1:{port}/api/label", json={"pair_id": "../etc/passwd", "label": "a"},
+                      headers=headers).status_code == 400
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(5)
     proc = start()
@@ -173,3 +182,25 @@ def test_killing_the_server_loses_no_label(tmp_path):
     finally:
         proc.terminate()
         proc.wait(5)
+
+
+def test_only_the_page_itself_can_write_labels(label_server):
+    pairs_file, url = label_server
+    api = url + "api/label"
+    token = page_token(url)
+    ok = {"X-Critmine-Token": token}
+    vote = {"pair_id": "p1", "label": "a"}
+    # a page of another site: no token, a "simple" text/plain body, its own Origin
+    assert httpx.post(api, content=json.dumps(vote), headers={"Content-Type": "text/plain"}).status_code == 403
+    assert httpx.post(api, content=json.dumps(vote), headers={**ok, "Content-Type": "text/plain"}).status_code == 415
+    assert httpx.post(api, json=vote, headers={**ok, "Origin": "http://evil.example"}).status_code == 403
+    assert httpx.post(api, json=vote, headers={**ok, "Host": "evil.example"}).status_code == 400  # DNS rebinding
+    assert httpx.get(url, headers={"Host": "evil.example"}).status_code == 400
+    assert httpx.post(api, content=b"{not json", headers={**ok, "Content-Type": "application/json"}).status_code == 400
+    huge = b'{"pair_id": "p1", "label": "a", "reason": "' + b"x" * 300_000 + b'"}'
+    assert httpx.post(api, content=huge, headers={**ok, "Content-Type": "application/json"}).status_code == 413
+    assert httpx.post(api, json=["a"], headers=ok).status_code == 400
+    assert LabelLog(log_path(pairs_file)).events() == []  # none of that was written
+    same_origin = url.rstrip("/")
+    assert httpx.post(api, json=vote, headers={**ok, "Origin": same_origin}).status_code == 200
+    assert [e["pair_id"] for e in LabelLog(log_path(pairs_file)).events()] == ["p1"]
