@@ -12,8 +12,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from critmine.config import EndpointConfig, MineConfig
-from critmine.io import InputError
 from critmine.errors import RunStopped
+from critmine.io import InputError
 from critmine.llm import Budget, BudgetExceeded
 
 log = logging.getLogger("critmine")

@@ -26,7 +26,8 @@ def resolve(cfg: EndpointConfig, stack: contextlib.ExitStack, started: dict[str,
         base_url, kind = started[cfg.model], "llamacpp"
     elif kind == "auto":
         kind = detect_server_kind(base_url, cfg.api_key)
-    return Endpoint(**cfg.model_dump(exclude={"base_url", "kind", "llama_server"}), api_key=cfg.api_key, base_url=base_url, kind=kind)
+    policy = cfg.model_dump(exclude={"base_url", "kind", "llama_server"})
+    return Endpoint(**policy, api_key=cfg.api_key, base_url=base_url, kind=kind)
 
 
 @contextlib.asynccontextmanager

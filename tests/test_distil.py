@@ -297,3 +297,25 @@ def test_random_pairs_for_agent_labels_keep_groups_and_use_each_document_once():
     assert all(int(p.meta["a_id"][1:]) % 3 == int(p.meta["b_id"][1:]) % 3 for p in pairs)
     ratios = [max(len(p.a), len(p.b)) / min(len(p.a), len(p.b)) for p in pairs]
     assert max(ratios) > 3  # not length-matched: the pairs are as varied as the corpus
+
+
+def test_judge_never_seals_a_failed_vote_and_counts_this_runs_failures(fake, corpus, tmp_path, caplog):
+    from tests.conftest import make_script
+    from tests.fake_server import FakeLLMServer
+
+    crit = write_criteria(tmp_path / "criteria.json", "Prefer the more thorough text.")
+    assert _judge(fake, crit, corpus, tmp_path / "clean.jsonl") == 0
+    out = tmp_path / "lab.jsonl"
+    with FakeLLMServer(make_script(fault_rate=0.2, fault_seed=11, fault_sleep_s=1.0)) as faulty:
+        rc = _judge(faulty, crit, corpus, out, "--max-retries", "0", "--timeout", "0.5", "--retry-backoff", "0.01")
+        faults = sum(faulty.faults.values())
+    assert rc == 1 and faults > 0 and not out.exists()  # no labels file from an incomplete judgment
+    (line,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert f"({faults} calls this run)" in line and "were not sealed" in line
+    sealed = list(out.with_name("lab.jsonl.parts").glob("shard-*.jsonl"))
+    assert len(sealed) < 5 and all(all(not v["failed"] for r in map(json.loads, f.read_text().splitlines())
+                                       for v in r["votes"].values()) for f in sealed)
+    assert _judge(fake, crit, corpus, out) == 0  # a healthy rerun judges the unsealed shards again
+    assert out.read_text() == (tmp_path / "clean.jsonl").read_text()
+    summary = json.loads((out.with_name("lab.jsonl.parts") / "summary.json").read_text())
+    assert summary["failed_calls_this_run"] == 0 and summary["calls_this_run"] > 0

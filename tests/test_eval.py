@@ -147,6 +147,8 @@ def test_benchmark_table_has_flow_scorer_and_baselines(fake, tmp_path):
     # from length-matched corpus pairs)
     assert scorer["n"] == 28 and scorer["llm_calls"] > 0 and scorer["accuracy"] is not None
     assert (tmp_path / "work" / "scorer" / "scorer.json").exists()
+    measured = json.loads((tmp_path / "work" / "eval-scorer" / "eval.json").read_text())
+    assert measured["swap_consistency"] is None and measured["flow_majority"] is None  # n/a, not a made-up 1.0
     assert "Scorer (hashing)" in proc.stdout
     assert flow["paid"] == flow["llm_calls"] == 28 * 2 * 2 * len(json.loads((tmp_path / "work" / "criteria.json")
                                                                             .read_text())["criteria"])
