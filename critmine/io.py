@@ -162,6 +162,25 @@ def iter_documents(path: str | os.PathLike) -> Iterator[Document]:
     return iter_records(path, Document)
 
 
+def check_output_dir(path: str | os.PathLike, what: str, own: tuple[str, ...] = ()) -> None:
+    """The one rule for a directory a command writes: it is missing, empty, or this command's own (it holds one of
+    the `own` files the command writes). Anything else is refused: critmine never writes into, or clears, a
+    directory it did not create."""
+    p = Path(path)
+    if not p.exists():
+        return
+    if not p.is_dir() or (any(p.iterdir()) and not any((p / name).exists() for name in own)):
+        raise InputError(f"{p}: exists and is not {what}; choose another --out (critmine never writes into a "
+                         "directory it did not create)")
+
+
+def check_output_file(path: str | os.PathLike, marker: str | os.PathLike, what: str) -> None:
+    """An output file is replaced only when it is this command's own (its `marker` file is beside it)."""
+    if Path(path).exists() and not Path(marker).exists():
+        raise InputError(f"{path}: exists and was not written by {what}; choose another --out (critmine never "
+                         "replaces a file it did not write)")
+
+
 def publish_file(fh, target: Path) -> None:
     """fsync a finished temp file, give it ordinary permissions and move it into place."""
     with open(fh.name, "rb+") as f:

@@ -10,12 +10,13 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from critmine.agents.annotate import ShardStore, labelled_pairs, load_criteria, shard_record
+from critmine.agents.annotate import MANIFEST, ShardStore, labelled_pairs, load_criteria, shard_record
 from critmine.agents.worker import Worker
 from critmine.config import EndpointConfig
 from critmine.errors import RunStopped
 from critmine.endpoints import resolve, worker_client
-from critmine.io import InputError, iter_documents, read_pairs, write_json_atomic, write_jsonl_atomic
+from critmine.io import (InputError, check_output_file, iter_documents, read_pairs, write_json_atomic,
+                         write_jsonl_atomic)
 from critmine.llm import Usage
 from critmine.records import Criterion, Pair
 from critmine.sampling import sample_pairs
@@ -74,6 +75,7 @@ def run_judge(criteria_file: Path, out: Path, worker_cfg: EndpointConfig, *, pai
     criteria = load_criteria(criteria_file)
     if not 0.0 <= min_confidence < 1.0:
         raise InputError("--min-confidence must be in [0, 1)")
+    check_output_file(out, parts_dir(out) / MANIFEST, "critmine judge")
     store = ShardStore(parts_dir(out), shard_size)
     pairs = pairs_to_judge(store, pairs_path, corpus, n_pairs, seed=seed, group_by=group_by,
                            length_ratio=length_ratio)

@@ -15,7 +15,7 @@ from critmine.agents.manager import Manager
 from critmine.agents.worker import Worker
 from critmine.config import MineConfig
 from critmine.endpoints import resolve
-from critmine.io import InputError, read_pairs, write_json_atomic
+from critmine.io import InputError, check_output_dir, read_pairs, write_json_atomic
 from critmine.llm import LLMClient, ResponseCache, Usage
 from critmine.records import Pair
 
@@ -47,6 +47,8 @@ def prepare(cfg: MineConfig, *, resume: bool) -> tuple[MineConfig, list[Pair]]:
         cfg = stored
     elif (run_dir / "checkpoints.sqlite").exists() or (run_dir / CONFIG_FILE).exists():
         raise InputError(f"{run_dir}: a run already exists here; use --resume to continue it or choose another --out")
+    else:
+        check_output_dir(run_dir, "a critmine run directory")
     pairs = read_pairs(cfg.pairs, labelled=True)
     if len(pairs) < 2:
         raise InputError(f"{cfg.pairs}: need at least 2 labelled pairs, found {len(pairs)}")

@@ -18,11 +18,12 @@ from critmine.config import EndpointConfig
 from critmine.endpoints import worker_client
 from critmine.eval.baselines import ATTACKS, Method, heuristic_judgments, inject, method_for
 from critmine.eval.metrics import agreement_stats
-from critmine.io import InputError, read_pairs, write_json_atomic, write_jsonl_atomic
+from critmine.io import InputError, check_output_dir, read_pairs, write_json_atomic, write_jsonl_atomic
 from critmine.llm import Usage
 from critmine.records import Criterion, Judgment, Pair
 
 log = logging.getLogger(__name__)
+OWN_FILES = ("eval.json", "llm_cache.sqlite")  # what makes an output directory an evaluation's own
 
 
 def seed_ids_of(criteria_file: Path) -> set[str]:
@@ -155,6 +156,7 @@ def run_scorer_eval(pairs_path: str, out: Path, scorer_dir: Path, *, sample: int
 
     scorer = Scorer.load(scorer_dir)
     pairs = load_test_pairs(pairs_path, None, sample, seed)
+    check_output_dir(out, "a critmine evaluation", own=OWN_FILES)
     overlap = sorted(scorer_training_ids(scorer_dir) & {p.id for p in pairs})
     if overlap:
         raise InputError(f"{pairs_path}: {len(overlap)} test pairs were training pairs of the scorer "
@@ -185,6 +187,7 @@ def run_eval(pairs_path: str, out: Path, worker_cfg: EndpointConfig, *, criteria
         criteria = load_criteria(criteria_file)
     method = method_for(baseline, criteria)
     pairs = load_test_pairs(pairs_path, criteria_file, sample, seed)
+    check_output_dir(out, "a critmine evaluation", own=OWN_FILES)
     usage, t0 = Usage(), time.monotonic()  # `out` is created once the worker's server is up
     kinds = list(ATTACKS) if injection is True else list(injection or [])
     sets = [pairs] + [inject(pairs, kind) for kind in kinds]

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from critmine.io import InputError, write_json_atomic, write_jsonl_atomic
+from critmine.io import InputError, check_output_file, write_json_atomic, write_jsonl_atomic
 from critmine.scorer.bulk import read_scored
 
 log = logging.getLogger(__name__)
@@ -49,11 +49,13 @@ def choose(scores: np.ndarray, tokens: np.ndarray, *, fraction: float | None, bu
 
 def select(scored: str | Path, out: str | Path, *, fraction: float | None = None, budget_tokens: int | None = None,
            tau: float = 1.0, seed: int = 0) -> dict:
+    out = Path(out)
+    summary_file = out.with_name(out.name + ".summary.json")
+    check_output_file(out, summary_file, "critmine select")
     table = read_scored(scored, columns=["id", "score", "n_tokens"])
     scores = table["score"].to_numpy().astype(np.float64)
     tokens = table["n_tokens"].to_numpy()
     mask, z = choose(scores, tokens, fraction=fraction, budget_tokens=budget_tokens, tau=tau, seed=seed)
-    out = Path(out)
     files = sorted(Path(scored).glob("*.parquet")) if Path(scored).is_dir() else [Path(scored)]
 
     def kept_rows():
@@ -73,7 +75,7 @@ def select(scored: str | Path, out: str | Path, *, fraction: float | None = None
                "budget_tokens": budget_tokens, "mean_z_kept": float(z[mask].mean()) if mask.any() else None,
                "min_score_kept": float(scores[mask].min()) if mask.any() else None,
                "scored": str(scored), "out": str(out)}
-    write_json_atomic(out.with_name(out.name + ".summary.json"), summary)
+    write_json_atomic(summary_file, summary)
     log.info("kept %d of %d documents (%d of %d tokens)", summary["kept"], summary["documents"],
              summary["kept_tokens"], summary["tokens"])
     return summary

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from critmine.eval.metrics import agreement_stats
-from critmine.io import InputError, read_pairs
+from critmine.io import InputError, check_output_dir, read_pairs
 from critmine.records import Pair
 from critmine.scorer.bradley_terry import choose_c, fit_linear
 from critmine.scorer.features import make_features
@@ -53,9 +53,7 @@ def train_scorer(pairs_path: str, out_dir: Path, *, features: str = "hashing", h
                  human_pairs: str | None = None, seed: int = 0, c: float | None = None) -> dict:
     if (out_dir / "scorer.json").exists():
         raise InputError(f"{out_dir}: a scorer already exists here; choose another --out")
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise InputError(f"{out_dir}: exists and is not empty; choose another --out (critmine never writes into "
-                         "or clears a directory it did not create)")
+    check_output_dir(out_dir, "an empty directory for a scorer")
     if not 0.0 <= holdout < 0.9:
         raise InputError("--holdout must be in [0, 0.9)")
     pairs = read_pairs(pairs_path, labelled=True)

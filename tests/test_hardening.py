@@ -120,7 +120,7 @@ def test_train_refuses_a_directory_that_is_not_its_own_and_touches_no_neighbour(
     out.mkdir()
     (out / "notes.txt").write_text("my notes")
     assert main(["train", "--pairs", str(pairs), "--out", str(out)]) == 2
-    assert (out / "notes.txt").read_text() == "my notes" and "is not empty" in errors(caplog)[0]
+    assert (out / "notes.txt").read_text() == "my notes" and "is not an empty directory" in errors(caplog)[0]
     neighbour = tmp_path / "scorer.tmp"  # the name the old code wiped before training
     neighbour.mkdir()
     (neighbour / "keep.txt").write_text("keep")
@@ -130,6 +130,35 @@ def test_train_refuses_a_directory_that_is_not_its_own_and_touches_no_neighbour(
     assert (empty / "scorer.json").exists() and (neighbour / "keep.txt").read_text() == "keep"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temp dir left
     assert oct((empty).stat().st_mode & 0o777) != oct(0o700)  # ordinary permissions, not mkdtemp's
+
+
+def test_every_writing_command_refuses_an_output_that_is_not_its_own(tmp_path, scorer, criteria, caplog):
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps(p) + "\n" for p in make_pairs(4)))
+    docs = tmp_path / "docs.jsonl"
+    make_corpus(docs, n=20)
+    assert main(["score", "--scorer", str(scorer), "--input", str(docs), "--out", str(tmp_path / "scored")]) == 0
+    user_dir = tmp_path / "mine"
+    user_dir.mkdir()
+    (user_dir / "notes.txt").write_text("mine")
+    user_file = tmp_path / "notes.jsonl"
+    user_file.write_text("mine")
+    cases = {
+        "mine": ["mine", "--pairs", str(pairs), "--out", str(user_dir), *UNREACHABLE],
+        "eval": ["eval", "--pairs", str(pairs), "--criteria", str(criteria), "--out", str(user_dir), *UNREACHABLE],
+        "eval --scorer": ["eval", "--pairs", str(pairs), "--scorer", str(scorer), "--out", str(user_dir)],
+        "judge": ["judge", "--criteria", str(criteria), "--pairs", str(pairs), "--out", str(user_file), *UNREACHABLE],
+        "select": ["select", "--scored", str(tmp_path / "scored"), "--out", str(user_file), "--fraction", "0.5"],
+    }
+    for name, args in cases.items():
+        caplog.clear()
+        assert main(args) == 2, name
+        (line,) = errors(caplog)
+        assert "critmine never" in line, (name, line)
+        assert sorted(p.name for p in user_dir.iterdir()) == ["notes.txt"] and user_file.read_text() == "mine"
+    sel = tmp_path / "sel.jsonl"  # its own output is replaced by a rerun
+    for _ in range(2):
+        assert main(["select", "--scored", str(tmp_path / "scored"), "--out", str(sel), "--fraction", "0.5"]) == 0
 
 
 def test_ray_score_refuses_a_directory_that_is_not_its_own(tmp_path, scorer, caplog):
