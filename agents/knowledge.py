@@ -112,7 +112,8 @@ def add_run(run_dir: str | Path, kb_file: str | Path, domains: list[str]) -> lis
         base = shipped.get(c["name"])
         new.append(KBEntry(name=c["name"], description=c["description"],
                            domains=domains or (base.domains if base else ["general"]),
-                           source=(base.source if base and c.get("origin") == "knowledge_base" else "critmine mining run"),
+                           source=(base.source if base and c.get("origin") == "knowledge_base"
+                                   else "critmine mining run"),
                            accuracy=c.get("accuracy"), n_judged=c.get("n_judged"),
                            provenance={"run": str(Path(run_dir).resolve()), "seeds": config.get("pairs"),
                                        "version": c.get("version"), "origin": c.get("origin"),

@@ -20,7 +20,8 @@ LETTERS = ("A", "B", "N")
 REASONED_SCHEMA = {
     "title": "reasoned_verdict",
     "type": "object",
-    "properties": {"analysis": {"type": "string", "maxLength": 500}, "verdict": {"type": "string", "enum": list(LETTERS)}},
+    "properties": {"analysis": {"type": "string", "maxLength": 500},
+                   "verdict": {"type": "string", "enum": list(LETTERS)}},
     "required": ["analysis", "verdict"],
     "additionalProperties": False,
 }
@@ -144,7 +145,8 @@ class Worker:
         results = await self.client.chat_batch(
             [self.build_messages(self.template, p, c, o) for p, c, o in jobs], phase=phase, max_tokens=1,
             choices=list(LETTERS), top_logprobs=self.top_logprobs)
-        parts = {(p.id, c.name, o): self._order_judgment(p, c, o, r) for (p, c, o), r in zip(jobs, results, strict=True)}
+        parts = {(p.id, c.name, o): self._order_judgment(p, c, o, r)
+                 for (p, c, o), r in zip(jobs, results, strict=True)}
         out: list[Judgment] = []
         for p in pairs:
             for c in criteria:

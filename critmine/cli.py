@@ -133,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     kb = sub.add_parser("kb", help="the criteria knowledge base").add_subparsers(dest="kb_command", required=True)
     ka = kb.add_parser("add", help="add a run's accepted criteria (with measured accuracy) to your knowledge base")
     ka.add_argument("run_dir", type=Path)
-    ka.add_argument("--kb", type=Path, default=DEFAULT_USER_KB, help=f"your knowledge-base file (default {DEFAULT_USER_KB})")
+    ka.add_argument("--kb", type=Path, default=DEFAULT_USER_KB,
+                    help=f"your knowledge-base file (default {DEFAULT_USER_KB})")
     ka.add_argument("--domain", action="append", default=[], help="domain of these criteria (repeatable)")
     kl = kb.add_parser("list", help="list knowledge-base criteria")
     kl.add_argument("--kb", type=Path, help="also list this user file")
@@ -246,7 +247,8 @@ def _cmd_label(args: argparse.Namespace) -> int:
         if args.export:
             done = export(pairs, log)
             write_jsonl_atomic(args.export, done)
-            sys.stdout.write(f"wrote {len(done)} labelled pairs to {args.export} (ties, skips and split votes left out)\n")
+            sys.stdout.write(f"wrote {len(done)} labelled pairs to {args.export} "
+                             "(ties, skips and split votes left out)\n")
         if args.stats:
             sys.stdout.write(json.dumps(stats(pairs, log), indent=2) + "\n")
         return 0

@@ -13,7 +13,8 @@ def _add_pair_source(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-pairs", type=int, help="with --corpus: sample this many length-matched pairs")
     p.add_argument("--group-by", help="with --corpus: pair only documents with the same value of this meta key")
     p.add_argument("--length-ratio", type=float,
-                   help="with --corpus: length-matched pairs within this ratio (default: random pairs, as the corpus is)")
+                   help="with --corpus: length-matched pairs within this ratio "
+                        "(default: random pairs, as the corpus is)")
     p.add_argument("--min-confidence", type=float, default=0.0,
                    help="drop pairs whose soft vote |2·p(a)−1| is below this (disagreeing or abstaining criteria)")
     p.add_argument("--seed", type=int, default=0)

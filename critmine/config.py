@@ -45,7 +45,7 @@ class MineConfig(BaseModel):
     kb_max_initial: int | None = Field(None, ge=0, description="default: half of n_criteria")
 
     @model_validator(mode="after")
-    def _thresholds(self) -> "MineConfig":
+    def _thresholds(self) -> MineConfig:
         if not 0.0 <= self.low_threshold < self.good_threshold <= 1.0:
             raise ValueError("thresholds must satisfy 0 <= low < good <= 1")
         return self

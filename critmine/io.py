@@ -139,7 +139,7 @@ def iter_records(path: str | os.PathLike, model: type[R]) -> Iterator[R]:
             rec = model.model_validate(_coerce(raw, where))
         except ValidationError as e:
             raise InputError(f"{where}: {_describe(e)}") from None
-        rid = getattr(rec, "id")
+        rid = rec.id
         if rid in seen:
             raise InputError(f"{where}: duplicate id '{rid}'")
         seen.add(rid)

@@ -13,10 +13,9 @@ from tqdm.auto import tqdm
 from critmine.agents.annotate import MANIFEST, ShardStore, labelled_pairs, load_criteria, shard_record
 from critmine.agents.worker import Worker
 from critmine.config import EndpointConfig
-from critmine.errors import RunStopped
 from critmine.endpoints import resolve, worker_client
-from critmine.io import (InputError, check_output_file, iter_documents, read_pairs, write_json_atomic,
-                         write_jsonl_atomic)
+from critmine.errors import RunStopped
+from critmine.io import InputError, check_output_file, iter_documents, read_pairs, write_json_atomic, write_jsonl_atomic
 from critmine.llm import Usage
 from critmine.records import Criterion, Pair
 from critmine.sampling import sample_pairs
@@ -70,7 +69,8 @@ async def _judge_local(pairs: list[Pair], pending, criteria: list[Criterion], st
 
 def run_judge(criteria_file: Path, out: Path, worker_cfg: EndpointConfig, *, pairs_path: str | None = None,
               corpus: str | None = None, n_pairs: int | None = None, seed: int = 0, group_by: str | None = None,
-              length_ratio: float | None = None, engine: str = "server", shard_size: int = 16, min_confidence: float = 0.0,
+              length_ratio: float | None = None, engine: str = "server", shard_size: int = 16,
+              min_confidence: float = 0.0,
               max_text_chars: int = 2400, kv_cache_memory_bytes: int | None = None, workers: int = 2) -> dict:
     criteria = load_criteria(criteria_file)
     if not 0.0 <= min_confidence < 1.0:

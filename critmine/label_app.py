@@ -20,7 +20,6 @@ from starlette.routing import Route
 from critmine.labels import DECISIONS, LabelLog, log_path, next_index
 from critmine.records import Pair
 
-
 MAX_BODY = 64 * 1024  # a decision with a reason is a few hundred bytes
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 

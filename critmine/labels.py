@@ -110,7 +110,8 @@ def stats(pairs: list[Pair], log: LabelLog) -> dict:
         common = [pid for pid in per[x] if pid in per[y] and per[x][pid] != "skip" and per[y][pid] != "skip"]
         lx, ly = [per[x][p] for p in common], [per[y][p] for p in common]
         report["agreement"].append({"annotators": [x, y], "n": len(common),
-                                    "percent": (sum(a == b for a, b in zip(lx, ly)) / len(common)) if common else None,
+                                    "percent": (sum(a == b for a, b in zip(lx, ly, strict=True)) / len(common))
+                                    if common else None,
                                     "kappa": cohen_kappa(lx, ly) if common else None})
     report["merged_labelled"] = len(merged_labels(pairs, log))
     return report

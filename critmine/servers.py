@@ -65,7 +65,7 @@ class ManagedServer:
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}/v1"
 
-    def start(self) -> "ManagedServer":
+    def start(self) -> ManagedServer:
         cmd = self.command()
         fd, name = tempfile.mkstemp(prefix="critmine-server-", suffix=".log")
         self.log_file = Path(name)
@@ -150,7 +150,7 @@ class ManagedServer:
         if self.log_file:
             self.log_file.unlink(missing_ok=True)
 
-    def __enter__(self) -> "ManagedServer":
+    def __enter__(self) -> ManagedServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -120,7 +120,8 @@ def main() -> None:
         rows = asyncio.run(bench(base_url, kind, args.model, pairs, CRITERIA, args.max_text_chars))
     cols = ["wall_s", "judgments_per_s", "prompt_tokens_sent", "prompt_tokens_computed", "output_tokens",
             "accuracy", "coverage"]
-    print(f"{args.n_pairs} pairs × {len(CRITERIA)} criteria, model {args.model}, server {args.llama_server or base_url}")
+    print(f"{args.n_pairs} pairs × {len(CRITERIA)} criteria, model {args.model}, "
+          f"server {args.llama_server or base_url}")
     print(f"prefill: {'-' if prefill is None else f'{prefill:.0f}'} prompt tokens/s (one uncached ~600-token prompt)")
     print(f"{'method':<32}" + "".join(f"{c:>24}" for c in cols))
     for r in rows:

@@ -51,10 +51,11 @@ def _plots(d: dict) -> dict[str, str]:
             pts = [(s["iteration"], c["seed_accuracy"]) for s in d["snapshots"] for c in s["criteria"]
                    if c["name"] == name and c["seed_accuracy"] is not None]
             if pts:
-                ax.plot(*zip(*pts), marker="o", label=name[:28])
-        flow = [(s["iteration"], s["flow_soft_accuracy"]) for s in d["snapshots"] if s["flow_soft_accuracy"] is not None]
+                ax.plot(*zip(*pts, strict=True), marker="o", label=name[:28])
+        flow = [(s["iteration"], s["flow_soft_accuracy"]) for s in d["snapshots"]
+                if s["flow_soft_accuracy"] is not None]
         if flow:
-            ax.plot(*zip(*flow), color="black", linewidth=3, marker="s", label="FLOW (soft vote)")
+            ax.plot(*zip(*flow, strict=True), color="black", linewidth=3, marker="s", label="FLOW (soft vote)")
         th = d["criteria"].get("thresholds", {})
         for y in (th.get("low"), th.get("good")):
             if y is not None:
@@ -69,8 +70,8 @@ def _plots(d: dict) -> dict[str, str]:
         fig, ax = plt.subplots(figsize=(7, 0.45 * len(final) + 1.2))
         ys = range(len(final))
         acc = [c["accuracy"] or 0 for c in final]
-        err = [[max(0.0, a - (c["ci_low"] or 0)) for a, c in zip(acc, final)],
-               [max(0.0, (c["ci_high"] or 0) - a) for a, c in zip(acc, final)]]
+        err = [[max(0.0, a - (c["ci_low"] or 0)) for a, c in zip(acc, final, strict=True)],
+               [max(0.0, (c["ci_high"] or 0) - a) for a, c in zip(acc, final, strict=True)]]
         ax.errorbar(acc, ys, xerr=err, fmt="o", capsize=4)
         ax.set_yticks(list(ys), [f"{c['name'][:30]} v{c['version']}" for c in final])
         ax.axvline(0.5, color="grey", linestyle=":")
@@ -90,8 +91,8 @@ def _plots(d: dict) -> dict[str, str]:
         fig, ax = plt.subplots(figsize=(7, 0.5 * len(d["evals"]) + 1.2))
         items = list(d["evals"].items())
         accs = [e["flow_soft"]["accuracy"] or 0 for _, e in items]
-        err = [[max(0.0, a - e["flow_soft"]["ci_low"]) for a, (_, e) in zip(accs, items)],
-               [max(0.0, e["flow_soft"]["ci_high"] - a) for a, (_, e) in zip(accs, items)]]
+        err = [[max(0.0, a - e["flow_soft"]["ci_low"]) for a, (_, e) in zip(accs, items, strict=True)],
+               [max(0.0, e["flow_soft"]["ci_high"] - a) for a, (_, e) in zip(accs, items, strict=True)]]
         ax.barh(range(len(items)), accs, xerr=err, color="#7aa6e8", capsize=4)
         ax.set_yticks(range(len(items)), [e.get("method", k) for k, e in items])
         ax.set(xlim=(0, 1), xlabel="accuracy on held-out human pairs (soft vote, 95% CI)", title="Evaluation")
@@ -107,7 +108,8 @@ def _markdown(d: dict) -> str:
              "| criterion | version | origin | accuracy | 95% CI | coverage | n |", "|---|---|---|---|---|---|---|"]
     for x in c["criteria"]:
         acc = "-" if x["accuracy"] is None else f"{x['accuracy']:.3f}"
-        lines.append(f"| {x['name']} | {x['version']} | {x['origin']} | {acc} | [{x['ci_low']:.2f}, {x['ci_high']:.2f}] "
+        lines.append(f"| {x['name']} | {x['version']} | {x['origin']} | {acc} "
+                     f"| [{x['ci_low']:.2f}, {x['ci_high']:.2f}] "
                      f"| {x['coverage']:.2f} | {x['n_judged']} |")
     lines += ["", "Descriptions:", ""] + [f"- **{x['name']}**: {x['description']}" for x in c["criteria"]]
     for kind, f in c.get("flow_on_seeds", {}).items():
@@ -130,7 +132,8 @@ def _markdown(d: dict) -> str:
                              f"[{m['ci_low']:.2f}, {m['ci_high']:.2f}] | {m['coverage']:.2f} | {m_kappa} | "
                              f"{m['n_judged']} |")
             if "injection" in e and e["injection"]["flip_rate"] is not None:
-                lines.append(f"| {e.get('method', k)} + injection | flip rate {e['injection']['flip_rate']:.3f} | | | | |")
+                lines.append(f"| {e.get('method', k)} + injection | flip rate {e['injection']['flip_rate']:.3f} "
+                             "| | | | |")
     lines += report_distil.markdown(d["distil"])
     return "\n".join(lines) + "\n"
 

@@ -26,8 +26,8 @@ from tqdm.auto import tqdm
 
 from critmine.io import InputError, iter_documents, write_json_atomic
 from critmine.records import Document
-from critmine.servers import die_with_parent
 from critmine.scorer.model import Scorer, count_tokens
+from critmine.servers import die_with_parent
 
 log = logging.getLogger(__name__)
 SUCCESS, MANIFEST = "_SUCCESS", "_manifest.json"
@@ -190,7 +190,8 @@ def _score_local(scorer_dir: Path, input_path: str, out_dir: Path, *, batch_size
             shard += 1
     wall = time.monotonic() - t0
     summary = {"rows": skip + n, "shards": shard, "scored_now": n, "wall_s": round(time.monotonic() - t_start, 2),
-               "startup_s": round(t0 - t_start, 2), "docs_per_s": round(n / wall, 1) if wall > 0 else None, "engine": "local", "workers": workers}
+               "startup_s": round(t0 - t_start, 2), "docs_per_s": round(n / wall, 1) if wall > 0 else None,
+               "engine": "local", "workers": workers}
     write_json_atomic(out_dir / SUCCESS, summary)
     log.info("scored %d documents (%d now) in %.1f s: %s docs/s", skip + n, n, wall, summary["docs_per_s"])
     return summary

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import logging
+import os
 import shutil
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -85,7 +85,7 @@ def _train_into(tmp: Path, pairs_path: str, train: list[Pair], test: list[Pair],
                 human_pairs: str | None, p_a: np.ndarray, features: str, seed: int, c: float | None,
                 t0: float) -> dict:
     meta = {"features": features, "trained_on": str(pairs_path), "n_train": len(train), "n_holdout": len(test),
-            "seed": seed, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "seed": seed, "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "mean_label": float(p_a.mean())}
     weights = None
     if features.startswith("hf:"):

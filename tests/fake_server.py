@@ -75,7 +75,7 @@ class FakeLLMServer:
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 
     # -- lifecycle ---------------------------------------------------------------------------------------
-    def __enter__(self) -> "FakeLLMServer":
+    def __enter__(self) -> FakeLLMServer:
         self._thread.start()
         deadline = time.monotonic() + 10
         while not self._server.started and time.monotonic() < deadline:

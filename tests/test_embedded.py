@@ -102,7 +102,7 @@ def test_swap_and_logprob_verdicts_pick_the_well_written_text():
            "france king 1789 revolution people the the angry yes",
            "prime number it is number divide one yes maybe two"]
     pairs = [Pair(id=str(i), a=g if i % 2 else b, b=b if i % 2 else g, better="a" if i % 2 else "b")
-             for i, (g, b) in enumerate(zip(good, bad))]
+             for i, (g, b) in enumerate(zip(good, bad, strict=True))]
     crit = Criterion(name="well_written", description="Prefer the text that is fluent, grammatical and informative.")
 
     async def go(base_url):
@@ -131,7 +131,8 @@ def test_judge_local_and_ray_give_the_same_labels_on_the_embedded_model(tmp_path
     for engine in ("server", "ray"):
         assert main(["judge", "--criteria", str(tmp_path / "criteria.json"), "--pairs", str(tmp_path / "pairs.jsonl"),
                      "--out", str(tmp_path / f"{engine}.jsonl"), "--engine", engine, "--shard-size", "2"]) == 0
-    local, ray = ([json.loads(x) for x in (tmp_path / f"{e}.jsonl").read_text().splitlines()] for e in ("server", "ray"))
+    local, ray = ([json.loads(x) for x in (tmp_path / f"{e}.jsonl").read_text().splitlines()]
+                  for e in ("server", "ray"))
     assert [r["id"] for r in local] == [r["id"] for r in ray] and local  # each run paid its own calls (own cache)
     for x, y in zip(local, ray, strict=True):
         assert abs(x["meta"]["p_a"] - y["meta"]["p_a"]) < 0.02  # llama.cpp's numerics vary a little with batching

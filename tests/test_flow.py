@@ -29,7 +29,8 @@ def test_criteria_evolve_to_match_the_hidden_rule(fake, seeds, tmp_path, capsys)
     final = {c["name"]: c for c in data["criteria"]}
     # The criterion that matches the rule is good: right on all 10 clean pairs, wrong on the 2 noisy ones.
     t = final["thoroughness"]
-    assert (t["band"], t["seed_accuracy"], t["n_correct"], t["n_judged"], t["coverage"]) == ("good", 10 / 12, 10, 12, 1.0)
+    assert (t["band"], t["seed_accuracy"], t["n_correct"], t["n_judged"], t["coverage"]) == \
+        ("good", 10 / 12, 10, 12, 1.0)
     # The mid criterion (right on 8 of 12) was reflected on and rewritten; the rewrite was accepted.
     tone = final["polite_tone"]
     assert tone["version"] == 2 and tone["band"] == "good"

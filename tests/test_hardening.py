@@ -170,7 +170,8 @@ def test_ray_score_refuses_a_directory_that_is_not_its_own(tmp_path, scorer, cap
     (out / "mine.parquet").write_text("a user's file")
     args = ["score", "--scorer", str(scorer), "--input", str(docs), "--engine", "ray", "--workers", "1"]
     assert main([*args, "--out", str(out)]) == 2
-    assert (out / "mine.parquet").read_text() == "a user's file" and "not a critmine scoring output" in errors(caplog)[0]
+    assert (out / "mine.parquet").read_text() == "a user's file"
+    assert "not a critmine scoring output" in errors(caplog)[0]
     neighbour = tmp_path / "fresh.ray-tmp"  # the name the old code wiped
     neighbour.mkdir()
     (neighbour / "keep.txt").write_text("keep")

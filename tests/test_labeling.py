@@ -60,8 +60,9 @@ def _pairs_file(tmp_path: Path) -> Path:
 def test_label_log_undo_resume_export_and_agreement(tmp_path):
     f = _pairs_file(tmp_path)
     pairs, log = read_pairs(f), LabelLog(log_path(f))
-    for who, labels in {"ann": ["a", "b", "tie", "a"], "bob": ["a", "a", "tie", "b"], "cy": ["a", "b", "a", "b"]}.items():
-        for p, lab in zip(pairs, labels):
+    votes = {"ann": ["a", "b", "tie", "a"], "bob": ["a", "a", "tie", "b"], "cy": ["a", "b", "a", "b"]}
+    for who, labels in votes.items():
+        for p, lab in zip(pairs, labels, strict=True):
             log.label(who, p.id, lab)
     log.undo("cy")  # takes back cy's label of p4
     assert "p4" not in log.decisions("cy")

@@ -9,8 +9,8 @@ import subprocess
 import sys
 import time
 
-from tests.fake_server import FakeLLMServer
 from tests.conftest import make_script
+from tests.fake_server import FakeLLMServer
 
 
 def _cmd(fake, seeds, out, *extra):

@@ -23,7 +23,7 @@ BAD = ["light plant sugar the the energy energy makes it green green",
        "boil water hot hot 100 it is is because air",
        "france king 1789 revolution people the the angry yes"]
 PAIRS = [Pair(id=str(i), a=g if i % 2 else b, b=b if i % 2 else g, better="a" if i % 2 else "b")
-         for i, (g, b) in enumerate(zip(GOOD, BAD))]
+         for i, (g, b) in enumerate(zip(GOOD, BAD, strict=True))]
 CRITERIA = [Criterion(name="well_written", description="Prefer the text that is fluent, grammatical and informative."),
             Criterion(name="factual", description="Prefer the text that states a correct fact clearly.")]
 

@@ -30,7 +30,7 @@ class PhaseUsage(BaseModel):
         """Tokens of every answer used, the cached ones at what they cost when paid."""
         return self.prompt_tokens + self.completion_tokens + self.replayed_tokens
 
-    def add(self, other: "PhaseUsage") -> None:
+    def add(self, other: PhaseUsage) -> None:
         for name in PhaseUsage.model_fields:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 

@@ -7,11 +7,19 @@ server's, so runs resume the same way whichever engine judged.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from critmine.llm.cache import ResponseCache, request_key
-from critmine.llm.client import (BadOutput, Endpoint, LLMResult, payload_tokens, request_params, result_from_payload,
-                                 verdict_letters)
+from critmine.llm.client import (
+    BadOutput,
+    Endpoint,
+    LLMResult,
+    payload_tokens,
+    request_params,
+    result_from_payload,
+    verdict_letters,
+)
 from critmine.llm.usage import Usage
 
 log = logging.getLogger(__name__)
