@@ -112,8 +112,8 @@ class ManagedServer:
 
     @property
     def probe_model(self) -> str:
-        """The model name the server answers to."""
-        return self.name
+        """The model name the server answers to (each server says)."""
+        raise NotImplementedError
 
     def _check_alive(self) -> None:
         code = self.proc.poll() if self.proc is not None else None

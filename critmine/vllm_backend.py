@@ -56,6 +56,10 @@ class VllmServer(ManagedServer):
         self.tp, self.max_model_len = tensor_parallel_size, max_model_len
         self.kv_bytes, self.max_logprobs = kv_cache_memory_bytes, max_logprobs
 
+    @property
+    def probe_model(self) -> str:
+        return self.served_name
+
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(hf_checkpoint(self.model)),
                "--served-model-name", self.served_name, "--host", self.host, "--port", str(self.port),

