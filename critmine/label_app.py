@@ -25,6 +25,8 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 
 class Rejected(Exception):
+    """A request the page itself would never send: answered with `status` and the reason, nothing written."""
+
     def __init__(self, status: int, why: str):
         super().__init__(why)
         self.status, self.why = status, why
