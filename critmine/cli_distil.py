@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from critmine.cli_args import add_endpoint_args, add_mining_args, endpoints, mine_config
 from critmine.io import InputError
 
 
@@ -28,8 +29,6 @@ def _add_select_args(p: argparse.ArgumentParser, default_fraction: float | None)
 
 
 def add_parsers(sub) -> None:
-    from critmine.cli import add_endpoint_args, add_mining_args
-
     j = sub.add_parser("judge", help="label many pairs with mined criteria (agent annotation at scale)")
     j.add_argument("--criteria", required=True, type=Path, help="criteria.json of a mining run")
     src = j.add_mutually_exclusive_group(required=True)
@@ -85,7 +84,6 @@ def add_parsers(sub) -> None:
 
 
 def _cmd_judge(args: argparse.Namespace) -> int:
-    from critmine.cli import endpoints
     from critmine.judging import describe, run_judge
 
     _, worker = endpoints(args)
@@ -127,7 +125,6 @@ def _cmd_select(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from critmine.cli import endpoints, mine_config
     from critmine.pipeline import RunSettings, run_all
 
     if args.budget_tokens is not None:

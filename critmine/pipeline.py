@@ -43,7 +43,8 @@ def paths(run_dir: Path) -> dict[str, Path]:
 def run_all(cfg: MineConfig, s: RunSettings) -> dict:
     from critmine.judging import run_judge
     from critmine.mine import run_mine
-    from critmine.scorer.bulk import SUCCESS, score_corpus
+    from critmine.scorer.bulk import score_corpus
+    from critmine.scorer.output import SUCCESS
     from critmine.scorer.select import select
     from critmine.scorer.train import train_scorer
 

@@ -131,7 +131,7 @@ def main() -> int:
     ap.add_argument("--llm-calls", type=int, default=12)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
-    from critmine.cli import setup_logging
+    from critmine.cli_args import setup_logging
 
     setup_logging()
     sizes = [int(x) for x in args.sizes.split(",")]

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from critmine.cli import setup_logging
+from critmine.cli_args import setup_logging
 from critmine.config import EndpointConfig, MineConfig
 from critmine.eval.baselines import BASELINES
 from critmine.eval.evaluate import run_eval, run_scorer_eval

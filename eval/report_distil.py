@@ -18,7 +18,7 @@ def load(run_dir: Path) -> dict:
         d["scorer"] = json.loads(scorer.read_text())
     scored = run_dir / "scored.parquet"
     if (scored / "_SUCCESS").exists():
-        from critmine.scorer.bulk import read_scored
+        from critmine.scorer.output import read_scored
 
         d["scores"] = read_scored(scored, columns=["score"])["score"].to_numpy()
         d["score_summary"] = json.loads((scored / "_SUCCESS").read_text())

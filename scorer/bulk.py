@@ -9,7 +9,6 @@ duplicated. `_SUCCESS` marks a finished output. Memory holds a few batches, neve
 from __future__ import annotations
 
 import concurrent.futures as cf
-import contextlib
 import json
 import logging
 import multiprocessing as mp
@@ -27,12 +26,10 @@ from tqdm.auto import tqdm
 from critmine.io import InputError, iter_documents, write_json_atomic
 from critmine.records import Document
 from critmine.scorer.model import Scorer, count_tokens
+from critmine.scorer.output import MANIFEST, SCHEMA, SUCCESS, check_resume, remove_own_output
 from critmine.servers import die_with_parent
 
 log = logging.getLogger(__name__)
-SUCCESS, MANIFEST = "_SUCCESS", "_manifest.json"
-SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("meta", pa.string()), ("score", pa.float64()),
-                    ("n_tokens", pa.int64())])
 
 _scorer: Scorer | None = None  # one per worker process
 
@@ -78,19 +75,6 @@ def _manifest(scorer_dir: Path, input_path: str, shard_size: int, engine: str) -
             "engine": engine}
 
 
-def _check_resume(out_dir: Path, manifest: dict) -> None:
-    f = out_dir / MANIFEST
-    if not f.exists():
-        if any(out_dir.iterdir()):
-            raise InputError(f"{out_dir}: exists and is not a critmine scoring output; choose another --out")
-        return
-    old = json.loads(f.read_text())
-    changed = [k for k in manifest if old.get(k) != manifest[k]]
-    if changed:
-        raise InputError(f"{out_dir}: holds a scoring run with other settings ({', '.join(changed)} changed); "
-                         "choose another --out")
-
-
 def default_workers(scorer_dir: Path) -> int:
     """Processes for the local engine: one per core for hashing; one for neural scorers (torch uses the cores)."""
     features = Scorer.read_meta(scorer_dir).get("features", "")
@@ -112,12 +96,12 @@ def score_corpus(scorer_dir: str | Path, input_path: str, out_dir: str | Path, *
         from critmine.scorer.ray_engine import score_with_ray
 
         if out_dir.exists():
-            _check_resume(out_dir, manifest)  # refuses a directory that is not this command's own
+            check_resume(out_dir, manifest)  # refuses a directory that is not this command's own
         _first_document(input_path)
         return score_with_ray(scorer_dir, input_path, out_dir, manifest, batch_size=batch_size, workers=workers)
     fresh = not out_dir.exists()
     if not fresh:
-        _check_resume(out_dir, manifest)  # refuses a directory that is not this command's own
+        check_resume(out_dir, manifest)  # refuses a directory that is not this command's own
     _first_document(input_path)  # an unreadable or empty input fails here, before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -133,15 +117,6 @@ def score_corpus(scorer_dir: str | Path, input_path: str, out_dir: str | Path, *
 def _first_document(input_path: str) -> None:
     if next(iter(iter_documents(input_path)), None) is None:
         raise InputError(f"{input_path}: no documents")
-
-
-def remove_own_output(out_dir: Path) -> None:
-    """Remove what this command wrote into a directory it created (its manifest and shards), then the directory
-    if nothing else is in it: never a file critmine did not write."""
-    for f in [out_dir / MANIFEST, out_dir / SUCCESS, *out_dir.glob("part-*.parquet"), *out_dir.glob(".part-*.tmp")]:
-        f.unlink(missing_ok=True)
-    with contextlib.suppress(OSError):
-        out_dir.rmdir()
 
 
 def _score_local(scorer_dir: Path, input_path: str, out_dir: Path, *, batch_size: int, shard_size: int,
@@ -197,24 +172,3 @@ def _score_local(scorer_dir: Path, input_path: str, out_dir: Path, *, batch_size
     return summary
 
 
-def read_scored(path: str | Path, columns: list[str] | None = None) -> pa.Table:
-    """The scored rows (every shard, in order) of a finished `critmine score` output."""
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"{p}: no such file or directory (the output of `critmine score`)")
-    if p.is_dir() and not (p / SUCCESS).exists():
-        raise InputError(f"{p}: scoring did not finish (no {SUCCESS}); rerun `critmine score` to complete it")
-    files = sorted(p.glob("*.parquet")) if p.is_dir() else [p]
-    if not files:
-        raise InputError(f"{p}: no scored Parquet files")
-    tables = []
-    for f in files:
-        try:
-            table = pq.read_table(f)
-        except Exception as e:  # noqa: BLE001 - Arrow raises several types for a broken file
-            raise InputError(f"{f}: not a Parquet file ({(str(e).splitlines() or [''])[0][:200]})") from None
-        missing = sorted(set(columns or SCHEMA.names) - set(table.column_names))
-        if missing:
-            raise InputError(f"{f}: not a `critmine score` output (missing column(s) {', '.join(missing)})")
-        tables.append(table.select(columns) if columns else table)
-    return pa.concat_tables(tables)

@@ -96,7 +96,7 @@ def score_with_ray(scorer_dir: Path, input_path: str, out_dir: Path, manifest: d
     `out_dir` (new, empty, or this command's own from an earlier attempt: the caller checked) as part-NNNNN."""
     import ray
 
-    from critmine.scorer.bulk import MANIFEST, SUCCESS, remove_own_output
+    from critmine.scorer.output import MANIFEST, SUCCESS, remove_own_output
 
     t0 = time.monotonic()
     init_ray(max(workers, 1))

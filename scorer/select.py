@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from critmine.io import InputError, check_output_file, write_json_atomic, write_jsonl_atomic
-from critmine.scorer.bulk import read_scored
+from critmine.scorer.output import read_scored
 
 log = logging.getLogger(__name__)
 

@@ -179,7 +179,7 @@ def _scorer(tmp_path: Path, features: str = "hashing") -> Path:
 
 
 def _scored(out: Path) -> dict[str, float]:
-    from critmine.scorer.bulk import read_scored
+    from critmine.scorer.output import read_scored
 
     t = read_scored(out, columns=["id", "score"])
     ids = t["id"].to_pylist()

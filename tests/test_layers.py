@@ -1,0 +1,106 @@
+"""The import graph points one way: a base layer that imports nothing above it, domain packages on top of it, the
+command line, pipeline and benchmark scripts on top of those; and no module imports itself back through others.
+
+Every import counts, those inside functions included (moving an import into a function hides a cycle from Python,
+not from this test)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = {"critmine": "critmine", "critmine.agents": "agents", "critmine.prompts": "prompts",
+            "critmine.scorer": "scorer", "critmine.eval": "eval"}  # as pyproject.toml's package-dir maps them
+BASE = {"critmine", "critmine.records", "critmine.io", "critmine.errors", "critmine.config", "critmine.servers",
+        "critmine.embedded", "critmine.vllm_backend", "critmine.endpoints", "critmine.sampling"}
+BASE_PACKAGES = ("critmine.llm", "critmine.prompts")
+APPLICATION = {"critmine.cli", "critmine.cli_args", "critmine.cli_distil", "critmine.mine", "critmine.judging",
+               "critmine.pipeline", "critmine.label_app", "critmine.labels", "critmine.eval.benchmark",
+               "critmine.eval.bench_backend", "critmine.eval.bench_scorer"}
+
+
+def modules() -> dict[str, Path]:
+    out = {}
+    for package, folder in PACKAGES.items():
+        for f in sorted((ROOT / folder).rglob("*.py")):
+            parts = [p for p in f.relative_to(ROOT / folder).with_suffix("").parts if p != "__init__"]
+            out[".".join([package, *parts])] = f
+    return out
+
+
+def import_graph() -> dict[str, set[str]]:
+    mods = modules()
+    graph: dict[str, set[str]] = {}
+    for name, path in mods.items():
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                candidates = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                candidates = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            else:
+                continue
+            targets |= {c for c in candidates if c in mods and c != name}
+        graph[name] = targets
+    return graph
+
+
+def layer(name: str) -> int:
+    if name in BASE or name.startswith(BASE_PACKAGES):
+        return 0
+    return 2 if name in APPLICATION else 1
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_the_walker_sees_the_whole_package():
+    graph = import_graph()
+    assert {"critmine.cli", "critmine.agents.flow", "critmine.scorer.bulk", "critmine.eval.metrics",
+            "critmine.llm.client", "critmine.prompts"} <= set(graph)
+    assert "critmine.agents.flow" in graph["critmine.mine"]  # module-level import
+    assert "critmine.scorer.ray_engine" in graph["critmine.scorer.bulk"]  # import inside a function
+
+
+def test_no_module_imports_itself_back():
+    assert cycles(import_graph()) == []
+
+
+def test_no_layer_imports_a_layer_above_it():
+    upward = sorted(f"{a} -> {b}" for a, targets in import_graph().items() for b in targets if layer(b) > layer(a))
+    assert upward == []
+
+
+def test_a_cycle_and_an_upward_import_would_be_caught():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == [["a", "b", "c"]]
+    assert layer("critmine.records") == 0 and layer("critmine.agents.flow") == 1 and layer("critmine.cli") == 2
