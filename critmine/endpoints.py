@@ -9,6 +9,7 @@ from pathlib import Path
 
 from critmine.config import EndpointConfig
 from critmine.llm import Budget, Endpoint, LLMClient, ResponseCache, Usage, detect_server_kind
+from critmine.llm.client import ChatBackend
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ async def worker_client(cfg: EndpointConfig, cache_path: Path, usage: Usage, *, 
     the response cache, all opened once and closed on the way out, whatever happens. The server starts first, so a
     server that cannot start leaves no file behind."""
     cache: ResponseCache | None = None
-    client = None
+    client: ChatBackend | None = None
     try:
         with contextlib.ExitStack() as stack:
             if engine == "vllm-offline":

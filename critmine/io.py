@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from critmine.records import Document, Pair
 
-R = TypeVar("R", bound=BaseModel)
+R = TypeVar("R", Pair, Document)
 
 
 class InputError(Exception):

@@ -159,6 +159,7 @@ class ManagedServer:
     def serve_forever(self) -> int:
         """Run in the foreground until Ctrl-C / SIGTERM (`critmine serve`)."""
         with self:
+            assert self.proc is not None  # started by __enter__
             log.info("serving %s at %s (Ctrl-C to stop)", self.name, self.base_url)
             try:
                 while self.proc.poll() is None:

@@ -35,7 +35,8 @@ def hf_checkpoint(model: str) -> Path:
     log.info("converting %s to a safetensors checkpoint in %s", gguf.name, target)
     tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     lm = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.bfloat16)
-    lm.hf_quantizer = None  # the weights are dequantized in memory; drop the GGUF marker so they can be saved
+    # the weights are dequantized in memory; drop the GGUF marker so they can be saved
+    lm.hf_quantizer = None  # type: ignore[assignment]  # transformers types it as a module attribute
     if hasattr(lm.config, "quantization_config"):
         delattr(lm.config, "quantization_config")
     tmp = target.with_name(target.name + ".tmp")

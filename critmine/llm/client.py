@@ -9,7 +9,7 @@ import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, cast
 
 import openai
 from pydantic import BaseModel, Field
@@ -38,6 +38,20 @@ class Endpoint(RequestPolicy):
 
     base_url: str
     kind: ServerKind = "openai"
+
+
+class ChatBackend(Protocol):
+    """What the agents ask of a chat backend; the HTTP client (LLMClient) and the in-process vLLM engine
+    (VllmOfflineClient) both provide it."""
+
+    endpoint: Endpoint
+    usage: Usage
+
+    async def chat(self, messages: list[dict], *, phase: str, max_tokens: int = 256, temperature: float = 0.0,
+                   json_schema: dict | None = None, choices: list[str] | None = None, top_logprobs: int | None = None,
+                   parse: Callable[[str], Any] | None = None) -> LLMResult: ...
+
+    async def aclose(self) -> None: ...
 
 
 class BadOutput(Exception):
@@ -215,7 +229,7 @@ class LLMClient:
                 attempts += 1
                 try:
                     resp = await self._client.chat.completions.create(
-                        model=self.endpoint.model, messages=messages, extra_body=extra or None, **params)
+                        model=self.endpoint.model, messages=cast(Any, messages), extra_body=extra or None, **params)
                     payload = resp.model_dump() if hasattr(resp, "model_dump") else json.loads(str(resp))
                     res = result_from_payload(payload, parse, cached=False, letters=letters)
                 except BudgetExceeded:

@@ -106,8 +106,12 @@ class VllmOfflineClient:
                     self.cache.put(keys[i], payloads[i])
         return results
 
-    async def chat(self, messages: list[dict], **kwargs) -> LLMResult:
-        return (await self.chat_batch([messages], **kwargs))[0]
+    async def chat(self, messages: list[dict], *, phase: str, max_tokens: int = 256, temperature: float = 0.0,
+                   json_schema: dict | None = None, choices: list[str] | None = None, top_logprobs: int | None = None,
+                   parse: Callable[[str], Any] | None = None) -> LLMResult:
+        return (await self.chat_batch([messages], phase=phase, max_tokens=max_tokens, temperature=temperature,
+                                      json_schema=json_schema, choices=choices, top_logprobs=top_logprobs,
+                                      parse=parse))[0]
 
     async def aclose(self) -> None:
         return None
