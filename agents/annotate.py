@@ -14,6 +14,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from critmine.artifacts import CriteriaSet
 from critmine.io import InputError, read_pairs, write_json_atomic, write_jsonl_atomic
 from critmine.records import Criterion, Judgment, Pair
 
@@ -22,15 +23,8 @@ MANIFEST, PAIRS = "manifest.json", "pairs.jsonl"
 
 
 def load_criteria(criteria_file: Path) -> list[Criterion]:
-    if not criteria_file.exists():
-        raise InputError(f"{criteria_file}: no such criteria file (run `critmine mine` first)")
-    try:
-        criteria = [Criterion(**c) for c in json.loads(criteria_file.read_text())["criteria"]]
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise InputError(f"{criteria_file}: not a criteria.json of a mining run ({e})") from None
-    if not criteria:
-        raise InputError(f"{criteria_file}: no criteria")
-    return criteria
+    """The selected criteria of a mining run (InputError when there are none)."""
+    return CriteriaSet.read(criteria_file).criteria
 
 
 def shard_record(pair: Pair, judgments: Sequence[Judgment]) -> dict:

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from critmine.agents import knowledge, scoring
 from critmine.agents.manager import Manager
 from critmine.agents.worker import Worker
+from critmine.artifacts import CriteriaSet, VoteStats
 from critmine.config import MineConfig
 from critmine.errors import RunStopped
 from critmine.eval.metrics import agreement, agreement_stats
@@ -218,16 +219,15 @@ class MiningFlow:
         flow = {kind: agreement_stats([pred[p.id][kind] for p in self.pairs], [p.better for p in self.pairs])
                 for kind in ("soft", "majority")}
         final_names = {c.name for c in final}
-        write_json_atomic(self.run_dir / "criteria.json", {
-            "criteria": [c.model_dump() for c in final],
-            "not_selected": [c.model_dump() for c in everything if c.name not in final_names],
-            "replaced": state.get("banned") or [],
-            "knowledge_base_candidates": state.get("kb_candidates") or [],
-            "flow_on_seeds": flow,
-            "iterations_run": state.get("iteration", 0),
-            "seed_pair_ids": [p.id for p in self.pairs],  # so no evaluation can count them as test pairs
-            "thresholds": {"low": self.cfg.low_threshold, "good": self.cfg.good_threshold},
-        })
+        CriteriaSet(
+            criteria=final, not_selected=[c for c in everything if c.name not in final_names],
+            replaced=[Criterion(**c) for c in state.get("banned") or []],
+            knowledge_base_candidates=state.get("kb_candidates") or [],
+            flow_on_seeds={kind: VoteStats(**stats) for kind, stats in flow.items()},
+            iterations_run=state.get("iteration", 0),
+            seed_pair_ids=[p.id for p in self.pairs],  # so no evaluation can count them as test pairs
+            thresholds={"low": self.cfg.low_threshold, "good": self.cfg.good_threshold},
+        ).write(self.run_dir / "criteria.json")
         write_jsonl_atomic(self.run_dir / "predictions.jsonl",
                            [{"id": p.id, "human": p.better, **pred[p.id]} for p in self.pairs])
         self._collect_judgments()

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
+from critmine.artifacts import CriteriaSet
 from critmine.io import InputError, write_jsonl_atomic
 
 DOMAINS = ("general", "educational", "code", "math", "argument", "dialogue", "fluency")
@@ -104,20 +105,19 @@ def add_run(run_dir: str | Path, kb_file: str | Path, domains: list[str]) -> lis
     crit_file = Path(run_dir) / "criteria.json"
     if not crit_file.exists():
         raise InputError(f"{run_dir}: no criteria.json (is the run finished?)")
-    data = json.loads(crit_file.read_text())
+    found = CriteriaSet.read(crit_file)
     config = json.loads((Path(run_dir) / "config.json").read_text()) if (Path(run_dir) / "config.json").exists() else {}
     shipped = {e.name: e for e in load(shipped_path())}
     new = []
-    for c in data["criteria"]:
-        base = shipped.get(c["name"])
-        new.append(KBEntry(name=c["name"], description=c["description"],
+    for c in found.criteria:
+        base = shipped.get(c.name)
+        new.append(KBEntry(name=c.name, description=c.description,
                            domains=domains or (base.domains if base else ["general"]),
-                           source=(base.source if base and c.get("origin") == "knowledge_base"
-                                   else "critmine mining run"),
-                           accuracy=c.get("accuracy"), n_judged=c.get("n_judged"),
+                           source=(base.source if base and c.origin == "knowledge_base" else "critmine mining run"),
+                           accuracy=c.accuracy, n_judged=c.n_judged,
                            provenance={"run": str(Path(run_dir).resolve()), "seeds": config.get("pairs"),
-                                       "version": c.get("version"), "origin": c.get("origin"),
-                                       "ci": [c.get("ci_low"), c.get("ci_high")], "added": date.today().isoformat()}))
+                                       "version": c.version, "origin": c.origin,
+                                       "ci": [c.ci_low, c.ci_high], "added": date.today().isoformat()}))
     existing = [e for e in (load(kb) if kb.exists() else []) if e.name not in {n.name for n in new}]
     write_jsonl_atomic(kb, [e.model_dump(exclude_none=True) for e in existing + new])
     return new

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 from critmine.agents.flow import MiningFlow
 from critmine.agents.manager import Manager
 from critmine.agents.worker import Worker
+from critmine.artifacts import CriteriaSet
 from critmine.config import MineConfig
 from critmine.endpoints import resolve
 from critmine.io import InputError, check_output_dir, read_pairs, write_json_atomic
@@ -65,17 +65,17 @@ def _load_usage(run_dir: Path) -> Usage:
 
 
 def summary_table(criteria_file: Path) -> str:
-    data = json.loads(criteria_file.read_text())
+    found = CriteriaSet.read(criteria_file, allow_empty=True)
     lines = [f"{'criterion':<32}{'ver':>4}{'origin':>16}{'acc':>7}{'95% CI':>15}{'cover':>7}{'n':>5}"]
-    for c in data["criteria"]:
-        acc = "-" if c["accuracy"] is None else f"{c['accuracy']:.3f}"
-        ci = f"[{c['ci_low']:.2f}, {c['ci_high']:.2f}]"
-        lines.append(f"{c['name'][:31]:<32}{c['version']:>4}{c['origin']:>16}{acc:>7}{ci:>15}"
-                     f"{c['coverage']:>7.2f}{c['n_judged']:>5}")
-    for kind, f in data["flow_on_seeds"].items():
-        acc = "-" if f["accuracy"] is None else f"{f['accuracy']:.3f}"
-        lines.append(f"flow ({kind} vote) on seeds: accuracy {acc} [{f['ci_low']:.2f}, {f['ci_high']:.2f}], "
-                     f"coverage {f['coverage']:.2f}")
+    for c in found.criteria:
+        acc = "-" if c.accuracy is None else f"{c.accuracy:.3f}"
+        ci = f"[{c.ci_low or 0:.2f}, {c.ci_high or 1:.2f}]"
+        lines.append(f"{c.name[:31]:<32}{c.version:>4}{c.origin:>16}{acc:>7}{ci:>15}"
+                     f"{c.coverage or 0:>7.2f}{c.n_judged:>5}")
+    for kind, f in found.flow_on_seeds.items():
+        acc = "-" if f.accuracy is None else f"{f.accuracy:.3f}"
+        lines.append(f"flow ({kind} vote) on seeds: accuracy {acc} [{f.ci_low:.2f}, {f.ci_high:.2f}], "
+                     f"coverage {f.coverage:.2f}")
     return "\n".join(lines)
 
 

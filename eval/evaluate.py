@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from critmine.agents.annotate import load_criteria
 from critmine.agents.scoring import result_tables, votes
 from critmine.agents.worker import Worker
+from critmine.artifacts import CriteriaSet
 from critmine.config import EndpointConfig
 from critmine.endpoints import worker_client
 from critmine.eval.baselines import ATTACKS, Method, heuristic_judgments, inject, method_for
@@ -28,7 +29,7 @@ OWN_FILES = ("eval.json", "llm_cache.sqlite")  # what makes an output directory 
 
 def seed_ids_of(criteria_file: Path) -> set[str]:
     """Ids of the seed pairs the criteria were mined on: recorded in criteria.json (older runs: config.json)."""
-    recorded = json.loads(criteria_file.read_text()).get("seed_pair_ids")
+    recorded = CriteriaSet.read(criteria_file).seed_pair_ids
     if recorded is not None:
         return set(recorded)
     cfg = criteria_file.parent / "config.json"

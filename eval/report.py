@@ -15,6 +15,7 @@ from pathlib import Path
 
 from markdown_it import MarkdownIt
 
+from critmine.artifacts import CriteriaSet
 from critmine.eval import report_distil
 from critmine.io import InputError
 
@@ -23,10 +24,11 @@ def _load(run_dir: Path) -> dict:
     crit = run_dir / "criteria.json"
     if not crit.exists():
         raise InputError(f"{run_dir}: no criteria.json (not a finished mining run)")
+    criteria = CriteriaSet.read(crit, allow_empty=True).model_dump()
     snaps = sorted((run_dir / "snapshots").glob("iter*.json"), key=lambda f: int(f.stem[4:]))
     preds = run_dir / "predictions.jsonl"
     evals = {f.parent.name: json.loads(f.read_text()) for f in sorted(run_dir.glob("eval*/eval.json"))}
-    return {"criteria": json.loads(crit.read_text()), "snapshots": [json.loads(f.read_text()) for f in snaps],
+    return {"criteria": criteria, "snapshots": [json.loads(f.read_text()) for f in snaps],
             "predictions": [json.loads(x) for x in preds.read_text().splitlines()] if preds.exists() else [],
             "evals": evals, "distil": report_distil.load(run_dir)}
 

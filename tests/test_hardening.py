@@ -228,3 +228,26 @@ def test_logging_is_one_line_for_input_errors(tmp_path, caplog):
     assert main(["select", "--scored", str(tmp_path / "nope"), "--out", str(tmp_path / "s.jsonl"),
                  "--fraction", "0.5"]) == 2
     assert errors(caplog) == [f"{tmp_path / 'nope'}: no such file or directory (the output of `critmine score`)"]
+
+
+@pytest.mark.parametrize("content, says", [
+    ("{not json", "not a criteria.json of a mining run"),
+    ('{"criteria": "clarity"}', "not a criteria.json of a mining run"),
+    ('{"criteria": [{"name": "c"}]}', "not a criteria.json of a mining run"),  # no description
+    ('{"criteria": []}', "no criteria"),
+])
+def test_every_reader_of_criteria_json_gives_one_line(tmp_path, caplog, content, says):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "criteria.json").write_text(content)
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps(p) + "\n" for p in make_pairs(4)))
+    crit = str(run / "criteria.json")
+    for args in (["judge", "--criteria", crit, "--pairs", str(pairs), "--out", str(tmp_path / "l.jsonl")],
+                 ["eval", "--criteria", crit, "--pairs", str(pairs), "--out", str(tmp_path / "e")],
+                 ["kb", "add", str(run), "--kb", str(tmp_path / "kb.jsonl")]):
+        caplog.clear()
+        assert main([*args, *UNREACHABLE] if args[0] != "kb" else args) == 2, args
+        (line,) = errors(caplog)
+        assert line.startswith(f"{run / 'criteria.json'}: {says}"), line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pairs.jsonl", "run"]  # nothing written

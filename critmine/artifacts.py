@@ -1,0 +1,60 @@
+"""Typed run artifacts: each file a run writes has one model here, and one reader that validates it.
+
+`CriteriaSet` is criteria.json, the result of `critmine mine`: the selected criteria with their measured accuracy,
+the ones not selected or replaced, the flow's vote on the seeds and the seed pair ids (so no evaluation counts them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, Field, ValidationError
+
+from critmine.io import InputError, write_json_atomic
+from critmine.records import Criterion
+
+
+class VoteStats(BaseModel):
+    """Agreement of a vote with human labels (eval.metrics.agreement_stats)."""
+
+    accuracy: float | None = None
+    n_correct: int = 0
+    n_judged: int = 0
+    coverage: float = 0.0
+    ci_low: float = 0.0
+    ci_high: float = 1.0
+    kappa: float | None = None
+
+
+class CriteriaSet(BaseModel):
+    """criteria.json of a mining run."""
+
+    criteria: list[Criterion] = Field(description="the selected criteria, in the order they vote")
+    not_selected: list[Criterion] = Field(default_factory=list)
+    replaced: list[Criterion] = Field(default_factory=list, description="low criteria the manager replaced")
+    knowledge_base_candidates: list[dict] = Field(default_factory=list, description="retrieved and scored on seeds")
+    flow_on_seeds: dict[str, VoteStats] = Field(default_factory=dict, description="soft and majority vote on seeds")
+    iterations_run: int = 0
+    seed_pair_ids: list[str] | None = Field(None, description="None in files written before ids were recorded")
+    thresholds: dict[str, float] = Field(default_factory=dict)
+
+    @classmethod
+    def read(cls, path: str | os.PathLike, *, allow_empty: bool = False) -> CriteriaSet:
+        """The criteria of a mining run; InputError (one line) when the file is missing, broken or (unless
+        `allow_empty`: a run that selected nothing still has a report) holds no criteria."""
+        p = Path(path)
+        if not p.is_file():
+            raise InputError(f"{p}: no such criteria file (run `critmine mine` first)")
+        try:
+            found = cls.model_validate(json.loads(p.read_text(encoding="utf-8")))
+        except (json.JSONDecodeError, UnicodeDecodeError, ValidationError) as e:
+            reason = str(e).splitlines()[0][:200]
+            raise InputError(f"{p}: not a criteria.json of a mining run ({reason})") from None
+        if not found.criteria and not allow_empty:
+            raise InputError(f"{p}: no criteria")
+        return found
+
+    def write(self, path: str | os.PathLike) -> None:
+        write_json_atomic(path, self.model_dump())
