@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from critmine.agents import knowledge, scoring
 from critmine.agents.manager import Manager
 from critmine.agents.worker import Worker
-from critmine.artifacts import CriteriaSet, VoteStats
+from critmine.artifacts import CriteriaSet, RunLayout, VoteStats
 from critmine.config import MineConfig
 from critmine.errors import RunStopped
 from critmine.eval.metrics import agreement, agreement_stats
@@ -63,6 +63,7 @@ class MiningFlow:
         """`failures` counts LLM calls that failed for good so far: a step during which it grows is not saved."""
         self.cfg, self.pairs, self.manager, self.worker = cfg, pairs, manager, worker
         self.run_dir = Path(run_dir)
+        self.layout = RunLayout(run_dir)
         self.on_step = on_step or (lambda: None)
         self.failures = failures or (lambda: 0)
 
@@ -117,7 +118,7 @@ class MiningFlow:
         crits = [Criterion(**p["criterion"]) for p in pending.values()]
         with tqdm(total=len(self.pairs), desc=f"judge (iteration {it}, {len(crits)} criteria)", unit="pair") as bar:
             js = await self.worker.judge_all(self.pairs, crits, progress=bar)
-        write_jsonl_atomic(self.run_dir / "judgments" / f"iter{it}.jsonl", js)
+        write_jsonl_atomic(self.layout.iteration_judgments(it), js)
         return {"results": {**(state.get("results") or {}), **scoring.result_tables(js)}}
 
     def _score(self, c: Criterion, results: dict) -> Criterion:
@@ -146,7 +147,7 @@ class MiningFlow:
                      "accepted" if accepted else "rejected", old.seed_accuracy or 0, new.seed_accuracy or 0)
         current = [Criterion(**c) for c in criteria.values()]
         flow = self._flow_accuracy(current, results)
-        write_json_atomic(self.run_dir / "snapshots" / f"iter{it}.json",
+        write_json_atomic(self.layout.snapshot(it),
                           {"iteration": it, "flow_soft_accuracy": flow,
                            "criteria": [c.model_dump(exclude={"history"}) for c in current]})
         best, stale = state.get("best", -1.0), state.get("stale", 0)
@@ -227,22 +228,22 @@ class MiningFlow:
             iterations_run=state.get("iteration", 0),
             seed_pair_ids=[p.id for p in self.pairs],  # so no evaluation can count them as test pairs
             thresholds={"low": self.cfg.low_threshold, "good": self.cfg.good_threshold},
-        ).write(self.run_dir / "criteria.json")
-        write_jsonl_atomic(self.run_dir / "predictions.jsonl",
+        ).write(self.layout.criteria)
+        write_jsonl_atomic(self.layout.predictions,
                            [{"id": p.id, "human": p.better, **pred[p.id]} for p in self.pairs])
         self._collect_judgments()
         return {"done": True}
 
     def _collect_judgments(self) -> None:
-        files = sorted((self.run_dir / "judgments").glob("iter*.jsonl"), key=lambda f: int(f.stem[4:]))
+        files = self.layout.iteration_judgment_files()
         rows = [json.loads(line) for f in files for line in f.read_text().splitlines() if line.strip()]
-        write_jsonl_atomic(self.run_dir / "judgments.jsonl", rows)
+        write_jsonl_atomic(self.layout.judgments, rows)
         if rows:
             import datasets
 
             datasets.disable_progress_bars()
             datasets.Dataset.from_list([Judgment(**r).model_dump() for r in rows]).to_parquet(
-                str(self.run_dir / "judgments.parquet"))
+                str(self.layout.judgments_parquet))
 
     # -- graph -------------------------------------------------------------------------------------------
     def _step(self, fn: Callable[[FlowState], Awaitable[FlowState]]):
@@ -275,7 +276,7 @@ class MiningFlow:
     async def run(self, *, resume: bool) -> dict[str, Any]:
         """Run to the end (or resume from the last checkpoint); returns the final state."""
         config = {"configurable": {"thread_id": "mine"}, "recursion_limit": 20 + 8 * self.cfg.iterations}
-        async with AsyncSqliteSaver.from_conn_string(str(self.run_dir / "checkpoints.sqlite")) as saver:
+        async with AsyncSqliteSaver.from_conn_string(str(self.layout.checkpoints)) as saver:
             app = self.graph().compile(checkpointer=saver)
             snapshot = await app.aget_state(config)
             if resume and snapshot.next:

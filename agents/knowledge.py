@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
-from critmine.artifacts import CriteriaSet
+from critmine.artifacts import CriteriaSet, RunLayout
 from critmine.io import InputError, write_jsonl_atomic
 
 DOMAINS = ("general", "educational", "code", "math", "argument", "dialogue", "fluency")
@@ -102,11 +102,11 @@ def add_run(run_dir: str | Path, kb_file: str | Path, domains: list[str]) -> lis
     kb = Path(kb_file)
     if kb.resolve() == shipped_path().resolve():
         raise InputError(f"{kb}: refusing to write the shipped knowledge base; give a file of your own with --kb")
-    crit_file = Path(run_dir) / "criteria.json"
-    if not crit_file.exists():
+    run = RunLayout(run_dir)
+    if not run.criteria.exists():
         raise InputError(f"{run_dir}: no criteria.json (is the run finished?)")
-    found = CriteriaSet.read(crit_file)
-    config = json.loads((Path(run_dir) / "config.json").read_text()) if (Path(run_dir) / "config.json").exists() else {}
+    found = CriteriaSet.read(run.criteria)
+    config = json.loads(run.config.read_text()) if run.config.exists() else {}
     shipped = {e.name: e for e in load(shipped_path())}
     new = []
     for c in found.criteria:

@@ -58,3 +58,70 @@ class CriteriaSet(BaseModel):
 
     def write(self, path: str | os.PathLike) -> None:
         write_json_atomic(path, self.model_dump())
+
+
+def parts_of(out: str | os.PathLike) -> Path:
+    """Where `critmine judge` keeps the shards, cache and summary of the labels it writes to `out`."""
+    p = Path(out)
+    return p.with_name(p.name + ".parts")
+
+
+def summary_of(out: str | os.PathLike) -> Path:
+    """The summary `critmine select` writes beside its output."""
+    p = Path(out)
+    return p.with_name(p.name + ".summary.json")
+
+
+def _file(name: str) -> property:
+    return property(lambda self: self.root / name, doc=f"RUN/{name}")
+
+
+class RunLayout:
+    """Every file of a run directory (`critmine mine`, then `critmine run`'s later phases), named once."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    config = _file("config.json")  # the resolved mining settings (secrets left out)
+    usage = _file("usage.json")  # LLM calls, tokens, retries and failures per phase
+    criteria = _file("criteria.json")  # CriteriaSet
+    predictions = _file("predictions.jsonl")  # the flow's vote per seed pair
+    judgments = _file("judgments.jsonl")  # every worker judgment (also as judgments.parquet)
+    judgments_parquet = _file("judgments.parquet")
+    checkpoints = _file("checkpoints.sqlite")  # LangGraph's checkpoints (resume)
+    cache = _file("llm_cache.sqlite")  # every answered LLM call (resume and reruns are free)
+    labelled = _file("labelled.jsonl")  # agent-labelled corpus pairs
+    scorer = _file("scorer")  # the trained scorer's directory
+    scorer_meta = _file("scorer/scorer.json")
+    scored = _file("scored.parquet")  # the scored corpus (Parquet shards, _SUCCESS when complete)
+    selected = _file("selected.jsonl")  # the kept documents
+    run = _file("run.json")  # `critmine run`'s settings and outputs
+    report_md = _file("report.md")
+    report_html = _file("report.html")
+
+    @property
+    def labelled_parts(self) -> Path:
+        return parts_of(self.labelled)
+
+    @property
+    def selected_summary(self) -> Path:
+        return summary_of(self.selected)
+
+    def iteration_judgments(self, iteration: int) -> Path:
+        return self.root / "judgments" / f"iter{iteration}.jsonl"
+
+    def snapshot(self, iteration: int) -> Path:
+        return self.root / "snapshots" / f"iter{iteration}.json"
+
+    def _numbered(self, folder: str, pattern: str) -> list[Path]:
+        return sorted((self.root / folder).glob(pattern), key=lambda f: int(f.stem[4:]))
+
+    def iteration_judgment_files(self) -> list[Path]:
+        return self._numbered("judgments", "iter*.jsonl")
+
+    def snapshots(self) -> list[Path]:
+        return self._numbered("snapshots", "iter*.json")
+
+    def evaluations(self) -> dict[str, Path]:
+        """eval*/eval.json beside the run, by folder name."""
+        return {f.parent.name: f for f in sorted(self.root.glob("eval*/eval.json"))}

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from critmine.artifacts import RunLayout
 from critmine.cli_args import add_endpoint_args, add_mining_args, endpoints, mine_config, setup_logging
 from critmine.cli_distil import HANDLERS as DISTIL_HANDLERS
 from critmine.cli_distil import add_parsers as add_distil_parsers
@@ -112,12 +113,13 @@ def _cmd_mine(args: argparse.Namespace) -> int:
     run_dir = run_mine(cfg, resume=args.resume)
     from critmine.llm import Usage
 
-    usage = Usage.model_validate_json((run_dir / "usage.json").read_text())
-    sys.stdout.write(summary_table(run_dir / "criteria.json") + "\n\nLLM usage\n" + usage.table() + "\n")
+    run = RunLayout(run_dir)
+    usage = Usage.model_validate_json(run.usage.read_text())
+    sys.stdout.write(summary_table(run.criteria) + "\n\nLLM usage\n" + usage.table() + "\n")
     from critmine.eval.report import write_report
 
     _, page = write_report(run_dir)
-    sys.stdout.write(f"\nwrote {run_dir / 'criteria.json'} and {page}\n")
+    sys.stdout.write(f"\nwrote {run.criteria} and {page}\n")
     return 0
 
 
@@ -140,7 +142,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                       kv_cache_memory_bytes=args.kv_cache_memory_bytes,
                       injection=_injection_kinds(args.injection))
     sys.stdout.write(table(result) + f"\n\nwall time {result['wall_s']:.1f} s; wrote {out / 'eval.json'}\n")
-    if args.criteria is not None and (args.criteria.parent / "snapshots").exists():
+    if args.criteria is not None and RunLayout(args.criteria.parent).snapshots():
         from critmine.eval.report import write_report
 
         _, page = write_report(args.criteria.parent)

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from critmine.artifacts import RunLayout
 from critmine.cli_args import add_endpoint_args, add_mining_args, endpoints, mine_config
 from critmine.io import InputError
 
@@ -129,7 +130,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     if args.budget_tokens is not None:
         args.fraction = None
-    if args.out.exists() and not (args.out / "config.json").exists() and any(args.out.iterdir()):
+    if args.out.exists() and not RunLayout(args.out).config.exists() and any(args.out.iterdir()):
         raise InputError(f"{args.out}: exists and is not a critmine run directory")
     manager, worker = endpoints(args)
     args.resume = False
@@ -145,10 +146,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from critmine.scorer.select import describe as describe_selection
     from critmine.scorer.train import describe as describe_scorer
 
-    run = args.out
-    sys.stdout.write(summary_table(run / "criteria.json") + "\n\n"
-                     + describe_scorer(json.loads((run / "scorer" / "scorer.json").read_text())) + "\n\n"
-                     + describe_selection(json.loads((run / "selected.jsonl.summary.json").read_text())) + "\n\n"
+    run = RunLayout(args.out)
+    sys.stdout.write(summary_table(run.criteria) + "\n\n"
+                     + describe_scorer(json.loads(run.scorer_meta.read_text())) + "\n\n"
+                     + describe_selection(json.loads(run.selected_summary.read_text())) + "\n\n"
                      + "".join(f"{k:<10}{v}\n" for k, v in out.items()))
     return 0
 

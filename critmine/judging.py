@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 
 from critmine.agents.annotate import MANIFEST, ShardStore, labelled_pairs, load_criteria, shard_record
 from critmine.agents.worker import Worker
+from critmine.artifacts import parts_of
 from critmine.config import EndpointConfig
 from critmine.endpoints import resolve, worker_client
 from critmine.errors import RunStopped
@@ -25,10 +26,6 @@ log = logging.getLogger(__name__)
 
 class JudgeIncomplete(RunStopped):
     """Some shards had LLM calls that failed for good: they were not sealed, a rerun judges them again."""
-
-
-def parts_dir(out: Path) -> Path:
-    return out.with_name(out.name + ".parts")
 
 
 def pairs_to_judge(store: ShardStore, pairs_path: str | None, corpus: str | None, n_pairs: int | None, *,
@@ -75,8 +72,8 @@ def run_judge(criteria_file: Path, out: Path, worker_cfg: EndpointConfig, *, pai
     criteria = load_criteria(criteria_file)
     if not 0.0 <= min_confidence < 1.0:
         raise InputError("--min-confidence must be in [0, 1)")
-    check_output_file(out, parts_dir(out) / MANIFEST, "critmine judge")
-    store = ShardStore(parts_dir(out), shard_size)
+    check_output_file(out, parts_of(out) / MANIFEST, "critmine judge")
+    store = ShardStore(parts_of(out), shard_size)
     pairs = pairs_to_judge(store, pairs_path, corpus, n_pairs, seed=seed, group_by=group_by,
                            length_ratio=length_ratio)
     store.check(pairs, criteria)  # read-only: the parts directory is created once the server is up

@@ -12,7 +12,7 @@ from pathlib import Path
 from critmine.agents.flow import MiningFlow
 from critmine.agents.manager import Manager
 from critmine.agents.worker import Worker
-from critmine.artifacts import CriteriaSet
+from critmine.artifacts import CriteriaSet, RunLayout
 from critmine.config import MineConfig
 from critmine.endpoints import resolve
 from critmine.io import InputError, check_output_dir, read_pairs, write_json_atomic
@@ -20,7 +20,6 @@ from critmine.llm import LLMClient, ResponseCache, Usage
 from critmine.records import Pair
 
 log = logging.getLogger(__name__)
-CONFIG_FILE, USAGE_FILE = "config.json", "usage.json"
 
 
 def seeds_digest(pairs: list[Pair]) -> str:
@@ -32,11 +31,11 @@ def seeds_digest(pairs: list[Pair]) -> str:
 
 def prepare(cfg: MineConfig, *, resume: bool) -> tuple[MineConfig, list[Pair]]:
     """Validate input and the run directory before anything is written. Raises InputError."""
-    run_dir = Path(cfg.out)
+    run_dir, layout = Path(cfg.out), RunLayout(cfg.out)
     if resume:
-        saved = run_dir / CONFIG_FILE
+        saved = layout.config
         if not saved.exists():
-            raise InputError(f"{run_dir}: not a critmine run directory (no {CONFIG_FILE}); nothing to resume")
+            raise InputError(f"{run_dir}: not a critmine run directory (no {saved.name}); nothing to resume")
         stored = MineConfig.model_validate_json(saved.read_text())
         # The run's definition comes from the run dir; only how to reach servers and the budget may change
         # (a URL given now replaces the stored one; none given keeps it).
@@ -45,7 +44,7 @@ def prepare(cfg: MineConfig, *, resume: bool) -> tuple[MineConfig, list[Pair]]:
         stored.manager.api_key, stored.worker.api_key = cfg.manager.api_key, cfg.worker.api_key
         stored.budget = cfg.budget
         cfg = stored
-    elif (run_dir / "checkpoints.sqlite").exists() or (run_dir / CONFIG_FILE).exists():
+    elif layout.checkpoints.exists() or layout.config.exists():
         raise InputError(f"{run_dir}: a run already exists here; use --resume to continue it or choose another --out")
     else:
         check_output_dir(run_dir, "a critmine run directory")
@@ -59,8 +58,8 @@ def prepare(cfg: MineConfig, *, resume: bool) -> tuple[MineConfig, list[Pair]]:
     return cfg, pairs
 
 
-def _load_usage(run_dir: Path) -> Usage:
-    f = run_dir / USAGE_FILE
+def _load_usage(layout: RunLayout) -> Usage:
+    f = layout.usage
     return Usage.model_validate_json(f.read_text()) if f.exists() else Usage()
 
 
@@ -85,8 +84,10 @@ async def _run_flow(cfg: MineConfig, pairs: list[Pair], run_dir: Path, resume: b
     cache: ResponseCache | None = None
     usage: Usage | None = None
 
+    layout = RunLayout(run_dir)
+
     def save_usage() -> None:
-        write_json_atomic(run_dir / USAGE_FILE, usage.model_dump())
+        write_json_atomic(layout.usage, usage.model_dump())
 
     try:
         with contextlib.ExitStack() as stack:
@@ -94,9 +95,9 @@ async def _run_flow(cfg: MineConfig, pairs: list[Pair], run_dir: Path, resume: b
             manager_ep = resolve(cfg.manager, stack, started)
             worker_ep = resolve(cfg.worker, stack, started)
             run_dir.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(run_dir / CONFIG_FILE, cfg.model_dump())
-            usage = _load_usage(run_dir)
-            cache = ResponseCache(run_dir / "llm_cache.sqlite")
+            write_json_atomic(layout.config, cfg.model_dump())
+            usage = _load_usage(layout)
+            cache = ResponseCache(layout.cache)
             clients = [LLMClient(ep, usage=usage, cache=cache, budget=cfg.budget, on_paid=save_usage)
                        for ep in (manager_ep, worker_ep)]
             manager = Manager(clients[0], max_text_chars=min(cfg.max_text_chars, 1200))

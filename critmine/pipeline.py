@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from critmine.artifacts import RunLayout
 from critmine.config import MineConfig
 from critmine.io import write_json_atomic
 
@@ -35,11 +35,6 @@ class RunSettings:
     done: list[str] = field(default_factory=list)
 
 
-def paths(run_dir: Path) -> dict[str, Path]:
-    return {"criteria": run_dir / "criteria.json", "labelled": run_dir / "labelled.jsonl",
-            "scorer": run_dir / "scorer", "scored": run_dir / "scored.parquet", "selected": run_dir / "selected.jsonl"}
-
-
 def run_all(cfg: MineConfig, s: RunSettings) -> dict:
     from critmine.judging import run_judge
     from critmine.mine import run_mine
@@ -48,40 +43,41 @@ def run_all(cfg: MineConfig, s: RunSettings) -> dict:
     from critmine.scorer.select import select
     from critmine.scorer.train import train_scorer
 
-    run_dir = Path(cfg.out)
-    p = paths(run_dir)
+    run = RunLayout(cfg.out)
+    outputs = {"criteria": run.criteria, "labelled": run.labelled, "scorer": run.scorer, "scored": run.scored,
+               "selected": run.selected}
     phases: dict[str, object] = {}
-    if p["criteria"].exists():
+    if run.criteria.exists():
         log.info("phase mine: done already")
     else:
         log.info("phase mine")
-        run_mine(cfg, resume=(run_dir / "config.json").exists())
-    if p["labelled"].exists():
+        run_mine(cfg, resume=run.config.exists())
+    if run.labelled.exists():
         log.info("phase judge: done already")
     else:
         log.info("phase judge")
-        phases["judge"] = run_judge(p["criteria"], p["labelled"], cfg.worker, corpus=s.corpus, n_pairs=s.n_pairs,
+        phases["judge"] = run_judge(run.criteria, run.labelled, cfg.worker, corpus=s.corpus, n_pairs=s.n_pairs,
                                     seed=s.seed, group_by=s.group_by, min_confidence=s.min_confidence,
                                     engine=s.judge_engine, max_text_chars=cfg.max_text_chars)
-    if (p["scorer"] / "scorer.json").exists():
+    if run.scorer_meta.exists():
         log.info("phase train: done already")
     else:
         log.info("phase train")
-        phases["train"] = train_scorer(str(p["labelled"]), p["scorer"], features=s.features, holdout=s.holdout,
+        phases["train"] = train_scorer(str(run.labelled), run.scorer, features=s.features, holdout=s.holdout,
                                        human_pairs=s.human_pairs, seed=s.seed)
-    if (p["scored"] / SUCCESS).exists():
+    if (run.scored / SUCCESS).exists():
         log.info("phase score: done already")
     else:
         log.info("phase score")
-        phases["score"] = score_corpus(p["scorer"], s.corpus, p["scored"], engine=s.score_engine)
-    if p["selected"].exists():
+        phases["score"] = score_corpus(run.scorer, s.corpus, run.scored, engine=s.score_engine)
+    if run.selected.exists():
         log.info("phase select: done already")
     else:
         log.info("phase select")
-        phases["select"] = select(p["scored"], p["selected"], fraction=s.fraction, budget_tokens=s.budget_tokens,
+        phases["select"] = select(run.scored, run.selected, fraction=s.fraction, budget_tokens=s.budget_tokens,
                                   tau=s.tau, seed=s.seed)
-    write_json_atomic(run_dir / "run.json", {"settings": s.__dict__, "outputs": {k: str(v) for k, v in p.items()}})
+    write_json_atomic(run.run, {"settings": s.__dict__, "outputs": {k: str(v) for k, v in outputs.items()}})
     from critmine.eval.report import write_report
 
-    md, page = write_report(run_dir)
-    return {"report": str(page), **{k: str(v) for k, v in p.items()}}
+    md, page = write_report(run.root)
+    return {"report": str(page), **{k: str(v) for k, v in outputs.items()}}

@@ -19,13 +19,14 @@ import sys
 import time
 from pathlib import Path
 
+from critmine.artifacts import RunLayout, parts_of
 from critmine.cli_args import setup_logging
 from critmine.config import EndpointConfig, MineConfig
 from critmine.eval.baselines import BASELINES
 from critmine.eval.evaluate import run_eval, run_scorer_eval
 from critmine.eval.report import write_report
 from critmine.io import InputError, read_pairs, write_json_atomic, write_jsonl_atomic
-from critmine.judging import parts_dir, run_judge
+from critmine.judging import run_judge
 from critmine.llm import Usage
 from critmine.mine import run_mine
 from critmine.scorer.train import train_scorer
@@ -69,11 +70,11 @@ def scorer_row(args: argparse.Namespace, work: Path, test: Path, endpoint: Endpo
     if scorer_dir is None:
         scorer_dir = work / "scorer"
         labels = work / "scorer-labels.jsonl"
-        usage_file = parts_dir(labels) / "usage.json"
+        usage_file = parts_of(labels) / "usage.json"
         reused = (scorer_dir / "scorer.json").exists()
         if not reused:
             corpus = args.scorer_corpus or test_text_pool(test, work / "scorer-pool.jsonl")
-            run_judge(work / "criteria.json", labels, endpoint, corpus=corpus, n_pairs=args.scorer_pairs,
+            run_judge(RunLayout(work).criteria, labels, endpoint, corpus=corpus, n_pairs=args.scorer_pairs,
                       seed=args.seed, group_by=args.group_by)
             train_scorer(str(labels), scorer_dir, seed=args.seed)
         if usage_file.exists():
@@ -118,15 +119,16 @@ def main() -> int:
     work = args.work or Path("runs") / f"bench-{args.pairs_dir.resolve().name}"
     endpoint = EndpointConfig(base_url=args.base_url, model=args.model)
     try:
-        t0, mined = time.monotonic(), not (work / "criteria.json").exists()
+        run = RunLayout(work)
+        t0, mined = time.monotonic(), not run.criteria.exists()
         if mined:
             run_mine(MineConfig(pairs=str(seeds), out=str(work), manager=endpoint, worker=endpoint,
                                 n_criteria=args.n_criteria, iterations=args.iterations,
-                                kb_max_candidates=args.kb_max_candidates), resume=(work / "config.json").exists())
-        usage = Usage.model_validate_json((work / "usage.json").read_text()).total()
+                                kb_max_candidates=args.kb_max_candidates), resume=run.config.exists())
+        usage = Usage.model_validate_json(run.usage.read_text()).total()
         mine_row = {"method": "(mining on seeds)", "llm_calls": usage.answers, "paid": usage.calls if mined else 0,
                     "tokens": usage.all_tokens, "wall_s": time.monotonic() - t0 if mined else None}
-        common = dict(sample=args.sample, seed=args.seed, criteria_file=work / "criteria.json")
+        common = dict(sample=args.sample, seed=args.seed, criteria_file=run.criteria)
         rows = [_row("Flow", flow := run_eval(str(test), work / "eval", endpoint, injection=["instruction"],
                                                 **common))]
         rows[0]["majority_accuracy"] = flow["flow_majority"]["accuracy"]

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from critmine.agents.annotate import load_criteria
 from critmine.agents.scoring import result_tables, votes
 from critmine.agents.worker import Worker
-from critmine.artifacts import CriteriaSet
+from critmine.artifacts import CriteriaSet, RunLayout
 from critmine.config import EndpointConfig
 from critmine.endpoints import worker_client
 from critmine.eval.baselines import ATTACKS, Method, heuristic_judgments, inject, method_for
@@ -32,7 +32,7 @@ def seed_ids_of(criteria_file: Path) -> set[str]:
     recorded = CriteriaSet.read(criteria_file).seed_pair_ids
     if recorded is not None:
         return set(recorded)
-    cfg = criteria_file.parent / "config.json"
+    cfg = RunLayout(criteria_file.parent).config
     if not cfg.exists():
         return set()
     seeds = json.loads(cfg.read_text()).get("pairs")

@@ -15,19 +15,19 @@ from pathlib import Path
 
 from markdown_it import MarkdownIt
 
-from critmine.artifacts import CriteriaSet
+from critmine.artifacts import CriteriaSet, RunLayout
 from critmine.eval import report_distil
 from critmine.io import InputError
 
 
 def _load(run_dir: Path) -> dict:
-    crit = run_dir / "criteria.json"
-    if not crit.exists():
+    run = RunLayout(run_dir)
+    if not run.criteria.exists():
         raise InputError(f"{run_dir}: no criteria.json (not a finished mining run)")
-    criteria = CriteriaSet.read(crit, allow_empty=True).model_dump()
-    snaps = sorted((run_dir / "snapshots").glob("iter*.json"), key=lambda f: int(f.stem[4:]))
-    preds = run_dir / "predictions.jsonl"
-    evals = {f.parent.name: json.loads(f.read_text()) for f in sorted(run_dir.glob("eval*/eval.json"))}
+    criteria = CriteriaSet.read(run.criteria, allow_empty=True).model_dump()
+    snaps = run.snapshots()
+    preds = run.predictions
+    evals = {name: json.loads(f.read_text()) for name, f in run.evaluations().items()}
     return {"criteria": criteria, "snapshots": [json.loads(f.read_text()) for f in snaps],
             "predictions": [json.loads(x) for x in preds.read_text().splitlines()] if preds.exists() else [],
             "evals": evals, "distil": report_distil.load(run_dir)}
@@ -159,6 +159,7 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
             "table{border-collapse:collapse;margin:8px 0}th,td{border:1px solid #d5d9e0;padding:3px 9px}"
             "th{background:#f0f2f5}tr:nth-child(even) td{background:#fafbfc}img{max-width:100%}"
             f"</style></head><body>{_html(md)}{figures}</body></html>")
-    (run_dir / "report.md").write_text(md, encoding="utf-8")
-    (run_dir / "report.html").write_text(page, encoding="utf-8")
-    return run_dir / "report.md", run_dir / "report.html"
+    run = RunLayout(run_dir)
+    run.report_md.write_text(md, encoding="utf-8")
+    run.report_html.write_text(page, encoding="utf-8")
+    return run.report_md, run.report_html

@@ -6,26 +6,29 @@ import json
 from itertools import islice
 from pathlib import Path
 
+from critmine.artifacts import RunLayout
+
 
 def load(run_dir: Path) -> dict:
     """What `critmine run` left in the run directory (any part may be missing)."""
     d: dict = {}
-    judge = run_dir / "labelled.jsonl.parts" / "summary.json"
+    run = RunLayout(run_dir)
+    judge = run.labelled_parts / "summary.json"
     if judge.exists():
         d["judge"] = json.loads(judge.read_text())
-    scorer = run_dir / "scorer" / "scorer.json"
+    scorer = run.scorer_meta
     if scorer.exists():
         d["scorer"] = json.loads(scorer.read_text())
-    scored = run_dir / "scored.parquet"
+    scored = run.scored
     if (scored / "_SUCCESS").exists():
         from critmine.scorer.output import read_scored
 
         d["scores"] = read_scored(scored, columns=["score"])["score"].to_numpy()
         d["score_summary"] = json.loads((scored / "_SUCCESS").read_text())
-    sel = run_dir / "selected.jsonl.summary.json"
+    sel = run.selected_summary
     if sel.exists():
         d["select"] = json.loads(sel.read_text())
-        with open(run_dir / "selected.jsonl", encoding="utf-8") as fh:
+        with open(run.selected, encoding="utf-8") as fh:
             kept = [json.loads(x) for x in islice(fh, 200_000)]
         d["kept_scores"] = [k["meta"]["critmine_score"] for k in kept]
         d["examples"] = sorted(kept, key=lambda k: -k["meta"]["critmine_score"])[:3]

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from critmine.artifacts import summary_of
 from critmine.io import InputError, check_output_file, write_json_atomic, write_jsonl_atomic
 from critmine.scorer.output import read_scored
 
@@ -50,7 +51,7 @@ def choose(scores: np.ndarray, tokens: np.ndarray, *, fraction: float | None, bu
 def select(scored: str | Path, out: str | Path, *, fraction: float | None = None, budget_tokens: int | None = None,
            tau: float = 1.0, seed: int = 0) -> dict:
     out = Path(out)
-    summary_file = out.with_name(out.name + ".summary.json")
+    summary_file = summary_of(out)
     check_output_file(out, summary_file, "critmine select")
     table = read_scored(scored, columns=["id", "score", "n_tokens"])
     scores = table["score"].to_numpy().astype(np.float64)
