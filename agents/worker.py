@@ -12,6 +12,7 @@ import asyncio
 import math
 from collections.abc import Sequence
 
+from critmine.defaults import MAX_TEXT_CHARS
 from critmine.llm import LLMClient, LLMResult
 from critmine.prompts import render_messages
 from critmine.records import Criterion, Judgment, Pair
@@ -58,7 +59,7 @@ def verdict_of(p_a: float, p_b: float, p_none: float) -> str:
 class Worker:
     """Judges pairs under criteria through one LLM client."""
 
-    def __init__(self, client: LLMClient, *, max_text_chars: int = 2400, top_logprobs: int = 10,
+    def __init__(self, client: LLMClient, *, max_text_chars: int = MAX_TEXT_CHARS, top_logprobs: int = 10,
                  template: str = "worker_verdict.j2"):
         """`template` is the verdict prompt: one criterion (default), or a baseline's (no criterion, all at once)."""
         self.client = client

@@ -12,9 +12,10 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from critmine.artifacts import RunLayout
-from critmine.cli_args import add_endpoint_args, add_mining_args, endpoints, mine_config, setup_logging
+from critmine.cli_args import Parser, add_endpoint_args, add_mining_args, endpoints, mine_config, setup_logging
 from critmine.cli_distil import HANDLERS as DISTIL_HANDLERS
 from critmine.cli_distil import add_parsers as add_distil_parsers
+from critmine.defaults import DEFAULT_MODEL, MAX_TEXT_CHARS
 from critmine.errors import RunStopped
 from critmine.io import InputError
 from critmine.llm import BudgetExceeded
@@ -25,8 +26,8 @@ EXIT_INPUT, EXIT_BUDGET, EXIT_FAILED, EXIT_INTERRUPTED = 2, 3, 1, 130
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="critmine", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true")
+    parser = Parser(prog="critmine", description=__doc__)
+    parser.set_defaults(verbose=False)
     sub = parser.add_subparsers(dest="command", required=True)
 
     m = sub.add_parser("mine", help="mine quality criteria from labelled seed pairs")
@@ -49,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", type=Path, help="output directory (default: <run>/eval[-BASELINE])")
     e.add_argument("--sample", type=int, help="evaluate a seeded random sample of this many pairs")
     e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--max-text-chars", type=int, default=2400)
+    e.add_argument("--max-text-chars", type=int, default=MAX_TEXT_CHARS, help="texts are cut to this")
     e.add_argument("--engine", choices=["server", "vllm-offline"], default="server",
                    help="vllm-offline: judge in-process with vllm.LLM, fully batched (--model: checkpoint or name)")
     e.add_argument("--kv-cache-memory-bytes", type=int, help="vllm-offline: KV cache size (needed on CPU)")
@@ -90,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", help="run a model server (embedded llama.cpp or vLLM) in the foreground")
     s.add_argument("--engine", choices=["embedded", "vllm"], default="embedded")
-    s.add_argument("--model", default="qwen2.5-coder-0.5b",
+    s.add_argument("--model", default=DEFAULT_MODEL,
                    help="embedded model name, a .gguf path, or (vllm) a checkpoint directory")
     s.add_argument("--served-model-name", help="vllm: the name clients use (default: --model)")
     s.add_argument("--host", default="127.0.0.1")

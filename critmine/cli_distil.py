@@ -8,6 +8,7 @@ from pathlib import Path
 
 from critmine.artifacts import RunLayout
 from critmine.cli_args import add_endpoint_args, add_mining_args, endpoints, mine_config
+from critmine.defaults import MAX_TEXT_CHARS
 from critmine.io import InputError
 
 
@@ -40,7 +41,7 @@ def add_parsers(sub) -> None:
     j.add_argument("--engine", choices=["server", "vllm-offline", "ray"], default="server")
     j.add_argument("--workers", type=int, default=2, help="ray: judging actors")
     j.add_argument("--shard-size", type=int, default=16, help="pairs per shard (the unit of resumption)")
-    j.add_argument("--max-text-chars", type=int, default=2400)
+    j.add_argument("--max-text-chars", type=int, default=MAX_TEXT_CHARS, help="texts are cut to this")
     j.add_argument("--kv-cache-memory-bytes", type=int, help="vllm-offline: KV cache size (needed on CPU)")
     add_endpoint_args(j)
 

@@ -15,6 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from critmine.defaults import DEFAULT_MODEL
 from critmine.servers import ManagedServer, ServerError
 
 log = logging.getLogger(__name__)
@@ -119,7 +120,7 @@ def server_command(binary: str, gguf: Path, host: str, port: int, alias: str, ct
 class EmbeddedServer(ManagedServer):
     """llama-server for an embedded model on a free loopback port."""
 
-    def __init__(self, model: str = "qwen2.5-coder-0.5b", *, host: str = "127.0.0.1", port: int | None = None,
+    def __init__(self, model: str = DEFAULT_MODEL, *, host: str = "127.0.0.1", port: int | None = None,
                  ctx_size: int = 8192, threads: int | None = None, ready_timeout_s: float = 300.0,
                  binary: str | None = None):
         super().__init__(f"embedded {model}", host=host, port=port, ready_timeout_s=ready_timeout_s)

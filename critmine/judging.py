@@ -14,6 +14,7 @@ from critmine.agents.annotate import MANIFEST, ShardStore, labelled_pairs, load_
 from critmine.agents.worker import Worker
 from critmine.artifacts import parts_of
 from critmine.config import EndpointConfig
+from critmine.defaults import MAX_TEXT_CHARS
 from critmine.endpoints import resolve, worker_client
 from critmine.errors import RunStopped
 from critmine.io import InputError, check_output_file, iter_documents, read_pairs, write_json_atomic, write_jsonl_atomic
@@ -68,7 +69,7 @@ def run_judge(criteria_file: Path, out: Path, worker_cfg: EndpointConfig, *, pai
               corpus: str | None = None, n_pairs: int | None = None, seed: int = 0, group_by: str | None = None,
               length_ratio: float | None = None, engine: str = "server", shard_size: int = 16,
               min_confidence: float = 0.0,
-              max_text_chars: int = 2400, kv_cache_memory_bytes: int | None = None, workers: int = 2) -> dict:
+              max_text_chars: int = MAX_TEXT_CHARS, kv_cache_memory_bytes: int | None = None, workers: int = 2) -> dict:
     criteria = load_criteria(criteria_file)
     if not 0.0 <= min_confidence < 1.0:
         raise InputError("--min-confidence must be in [0, 1)")

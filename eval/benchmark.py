@@ -22,6 +22,7 @@ from pathlib import Path
 from critmine.artifacts import RunLayout, parts_of
 from critmine.cli_args import setup_logging
 from critmine.config import EndpointConfig, MineConfig
+from critmine.defaults import DEFAULT_MODEL
 from critmine.eval.baselines import BASELINES
 from critmine.eval.evaluate import run_eval, run_scorer_eval
 from critmine.eval.report import write_report
@@ -99,7 +100,7 @@ def main() -> int:
     ap.add_argument("--sample", type=int, help="a seeded random sample of the test pairs")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--base-url")
-    ap.add_argument("--model", default="qwen2.5-coder-0.5b")
+    ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--n-criteria", type=int, default=6)
     ap.add_argument("--iterations", type=int, default=2)
     ap.add_argument("--kb-max-candidates", type=int, default=8)

@@ -16,6 +16,7 @@ from critmine.agents.scoring import result_tables, votes
 from critmine.agents.worker import Worker
 from critmine.artifacts import CriteriaSet, RunLayout
 from critmine.config import EndpointConfig
+from critmine.defaults import MAX_TEXT_CHARS
 from critmine.endpoints import worker_client
 from critmine.eval.baselines import ATTACKS, Method, heuristic_judgments, inject, method_for
 from critmine.eval.metrics import agreement_stats
@@ -178,8 +179,8 @@ def run_scorer_eval(pairs_path: str, out: Path, scorer_dir: Path, *, sample: int
 
 
 def run_eval(pairs_path: str, out: Path, worker_cfg: EndpointConfig, *, criteria_file: Path | None = None,
-             baseline: str | None = None, sample: int | None = None, seed: int = 0, max_text_chars: int = 2400,
-             engine: str = "server", kv_cache_memory_bytes: int | None = None,
+             baseline: str | None = None, sample: int | None = None, seed: int = 0,
+             max_text_chars: int = MAX_TEXT_CHARS, engine: str = "server", kv_cache_memory_bytes: int | None = None,
              injection: bool | list[str] = False) -> dict:
     """Judge held-out pairs with mined criteria or a baseline. `injection`: True for every attack kind of the
     probe (baselines.ATTACKS), or a list of kinds; each kind is the same pairs with that attack planted."""

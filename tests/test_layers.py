@@ -12,9 +12,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"critmine": "critmine", "critmine.agents": "agents", "critmine.prompts": "prompts",
             "critmine.scorer": "scorer", "critmine.eval": "eval"}  # as pyproject.toml's package-dir maps them
-BASE = {"critmine", "critmine.records", "critmine.artifacts", "critmine.io", "critmine.errors", "critmine.config",
-        "critmine.servers",
-        "critmine.embedded", "critmine.vllm_backend", "critmine.endpoints", "critmine.sampling"}
+BASE = {"critmine", "critmine.defaults", "critmine.records", "critmine.artifacts", "critmine.io", "critmine.errors",
+        "critmine.config", "critmine.servers", "critmine.embedded", "critmine.vllm_backend", "critmine.endpoints",
+        "critmine.sampling"}
 BASE_PACKAGES = ("critmine.llm", "critmine.prompts")
 APPLICATION = {"critmine.cli", "critmine.cli_args", "critmine.cli_distil", "critmine.mine", "critmine.judging",
                "critmine.pipeline", "critmine.label_app", "critmine.labels", "critmine.eval.benchmark",

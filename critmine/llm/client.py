@@ -14,6 +14,7 @@ from typing import Any, Protocol, cast
 import openai
 from pydantic import BaseModel, Field
 
+from critmine.defaults import DEFAULT_MODEL
 from critmine.errors import RunStopped
 from critmine.llm.adapters import ServerKind, choice_constraint, prompt_cache_hint
 from critmine.llm.cache import ResponseCache, request_key
@@ -25,12 +26,12 @@ log = logging.getLogger(__name__)
 class RequestPolicy(BaseModel):
     """Which model, and how patiently and how many at a time to ask it."""
 
-    model: str = "qwen2.5-coder-0.5b"
+    model: str = Field(DEFAULT_MODEL, description="a model the server knows, or an embedded model name / .gguf path")
     api_key: str = Field("none", exclude=True)
-    timeout_s: float = 120.0
-    max_retries: int = 4
-    concurrency: int = 1
-    backoff_s: float = 0.5
+    timeout_s: float = Field(120.0, description="seconds per request")
+    max_retries: int = Field(4, description="retries of a failed or unusable answer")
+    concurrency: int = Field(1, description="requests in flight per endpoint")
+    backoff_s: float = Field(0.5, description="first retry delay in seconds (doubles)")
 
 
 class Endpoint(RequestPolicy):
