@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from critmine.artifacts import CriteriaSet
-from critmine.io import InputError, read_pairs, write_json_atomic, write_jsonl_atomic
+from critmine.io import InputError, check_output_dir, read_pairs, write_json_atomic, write_jsonl_atomic
 from critmine.records import Criterion, Judgment, Pair
 
 log = logging.getLogger(__name__)
-MANIFEST, PAIRS = "manifest.json", "pairs.jsonl"
+MANIFEST, PAIRS, CACHE = "manifest.json", "pairs.jsonl", "llm_cache.sqlite"
 
 
 def load_criteria(criteria_file: Path) -> list[Criterion]:
@@ -85,7 +85,9 @@ class ShardStore:
                 "criteria": digest([f"{c.name}@v{c.version}:{c.description}" for c in criteria])}
 
     def check(self, pairs: list[Pair], criteria: list[Criterion]) -> None:
-        """Refuse (InputError) a parts directory that holds a judging run with other inputs; writes nothing."""
+        """Refuse (InputError) a parts directory that is not a judging run's, or holds one with other inputs;
+        writes nothing."""
+        check_output_dir(self.dir, "the parts directory of a critmine judge run", own=(MANIFEST, CACHE))
         f = self.dir / MANIFEST
         if f.exists():
             old, manifest = json.loads(f.read_text()), self._manifest(pairs, criteria, self.shard_size)

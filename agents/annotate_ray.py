@@ -11,7 +11,7 @@ import asyncio
 import json
 from pathlib import Path
 
-from critmine.agents.annotate import ShardStore, shard_record
+from critmine.agents.annotate import CACHE, ShardStore, shard_record
 from critmine.llm import Endpoint, PhaseUsage, Usage
 from critmine.records import Criterion, Pair
 
@@ -30,7 +30,7 @@ class JudgeShard:
         from critmine.llm import LLMClient, ResponseCache
 
         usage = Usage()
-        cache = ResponseCache(self.store.dir / "llm_cache.sqlite")
+        cache = ResponseCache(self.store.dir / CACHE)
         client = LLMClient(self.endpoint, usage=usage, cache=cache)
         try:
             judgments = await Worker(client, max_text_chars=self.max_text_chars).judge_all(pairs, self.criteria,

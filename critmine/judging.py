@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from critmine.agents.annotate import MANIFEST, ShardStore, labelled_pairs, load_criteria, shard_record
+from critmine.agents.annotate import CACHE, MANIFEST, ShardStore, labelled_pairs, load_criteria, shard_record
 from critmine.agents.worker import Worker
 from critmine.artifacts import parts_of
 from critmine.config import EndpointConfig
@@ -49,7 +49,7 @@ async def _judge_local(pairs: list[Pair], pending, criteria: list[Criterion], st
     """Judge the pending shards; returns how many shards were left unsealed because a vote failed."""
     save_usage = lambda: write_json_atomic(store.dir / "usage.json", usage.model_dump())  # noqa: E731
     total = len(pairs)
-    async with worker_client(worker_cfg, store.dir / "llm_cache.sqlite", usage, engine=engine,
+    async with worker_client(worker_cfg, store.dir / CACHE, usage, engine=engine,
                              kv_cache_memory_bytes=kv_cache_memory_bytes, on_paid=save_usage) as client:
         store.prepare(pairs, criteria)
         worker = Worker(client, max_text_chars=max_text_chars)

@@ -143,11 +143,16 @@ def test_every_writing_command_refuses_an_output_that_is_not_its_own(tmp_path, s
     (user_dir / "notes.txt").write_text("mine")
     user_file = tmp_path / "notes.jsonl"
     user_file.write_text("mine")
+    parts = tmp_path / "labels.jsonl.parts"  # a folder of the user's that has judge's parts-directory name
+    parts.mkdir()
+    (parts / "notes.txt").write_text("mine")
     cases = {
         "mine": ["mine", "--pairs", str(pairs), "--out", str(user_dir), *UNREACHABLE],
         "eval": ["eval", "--pairs", str(pairs), "--criteria", str(criteria), "--out", str(user_dir), *UNREACHABLE],
         "eval --scorer": ["eval", "--pairs", str(pairs), "--scorer", str(scorer), "--out", str(user_dir)],
         "judge": ["judge", "--criteria", str(criteria), "--pairs", str(pairs), "--out", str(user_file), *UNREACHABLE],
+        "judge (parts)": ["judge", "--criteria", str(criteria), "--pairs", str(pairs), "--out",
+                          str(tmp_path / "labels.jsonl"), *UNREACHABLE],
         "select": ["select", "--scored", str(tmp_path / "scored"), "--out", str(user_file), "--fraction", "0.5"],
     }
     for name, args in cases.items():
@@ -156,6 +161,7 @@ def test_every_writing_command_refuses_an_output_that_is_not_its_own(tmp_path, s
         (line,) = errors(caplog)
         assert "critmine never" in line, (name, line)
         assert sorted(p.name for p in user_dir.iterdir()) == ["notes.txt"] and user_file.read_text() == "mine"
+        assert sorted(p.name for p in parts.iterdir()) == ["notes.txt"]
     sel = tmp_path / "sel.jsonl"  # its own output is replaced by a rerun
     for _ in range(2):
         assert main(["select", "--scored", str(tmp_path / "scored"), "--out", str(sel), "--fraction", "0.5"]) == 0
