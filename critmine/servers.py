@@ -44,8 +44,7 @@ def die_with_parent(parent: int, sig: int = signal.SIGKILL) -> None:
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     os.setsid()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    die_with_parent(os.getppid(), signal.SIGTERM)
 
 
 class ManagedServer:

@@ -92,17 +92,14 @@ def score_corpus(scorer_dir: str | Path, input_path: str, out_dir: str | Path, *
         return json.loads((out_dir / SUCCESS).read_text())
     workers = workers or default_workers(scorer_dir)
     manifest = _manifest(scorer_dir, input_path, shard_size, engine)
-    if engine == "ray":
-        from critmine.scorer.ray_engine import score_with_ray
-
-        if out_dir.exists():
-            check_resume(out_dir, manifest)  # refuses a directory that is not this command's own
-        _first_document(input_path)
-        return score_with_ray(scorer_dir, input_path, out_dir, manifest, batch_size=batch_size, workers=workers)
     fresh = not out_dir.exists()
     if not fresh:
         check_resume(out_dir, manifest)  # refuses a directory that is not this command's own
     _first_document(input_path)  # an unreadable or empty input fails here, before anything is written
+    if engine == "ray":
+        from critmine.scorer.ray_engine import score_with_ray
+
+        return score_with_ray(scorer_dir, input_path, out_dir, manifest, batch_size=batch_size, workers=workers)
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
         write_json_atomic(out_dir / MANIFEST, manifest)

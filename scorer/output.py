@@ -53,11 +53,11 @@ def read_scored(path: str | Path, columns: list[str] | None = None) -> pa.Table:
     tables = []
     for f in files:
         try:
-            table = pq.read_table(f)
+            names = pq.read_schema(f).names
         except Exception as e:  # noqa: BLE001 - Arrow raises several types for a broken file
             raise InputError(f"{f}: not a Parquet file ({(str(e).splitlines() or [''])[0][:200]})") from None
-        missing = sorted(set(columns or SCHEMA.names) - set(table.column_names))
+        missing = sorted(set(columns or SCHEMA.names) - set(names))
         if missing:
             raise InputError(f"{f}: not a `critmine score` output (missing column(s) {', '.join(missing)})")
-        tables.append(table.select(columns) if columns else table)
+        tables.append(pq.read_table(f, columns=columns))  # only the columns asked for: texts stay on disk
     return pa.concat_tables(tables)
