@@ -12,8 +12,10 @@ import json
 from pathlib import Path
 
 from critmine.agents.annotate import CACHE, ShardStore, shard_record
-from critmine.llm import Endpoint, PhaseUsage, Usage
+from critmine.agents.worker import Worker
+from critmine.llm import Endpoint, LLMClient, PhaseUsage, ResponseCache, Usage
 from critmine.records import Criterion, Pair
+from critmine.scorer.ray_engine import init_ray
 
 
 class JudgeShard:
@@ -26,9 +28,6 @@ class JudgeShard:
         self.max_text_chars = max_text_chars
 
     async def _judge(self, pairs: list[Pair]) -> tuple[list[dict], Usage, bool]:
-        from critmine.agents.worker import Worker
-        from critmine.llm import LLMClient, ResponseCache
-
         usage = Usage()
         cache = ResponseCache(self.store.dir / CACHE)
         client = LLMClient(self.endpoint, usage=usage, cache=cache)
@@ -52,8 +51,6 @@ def judge_with_ray(pending: list[tuple[int, list[Pair]]], criteria: list[Criteri
                    endpoint: Endpoint, usage: Usage, *, max_text_chars: int, workers: int) -> int:
     """Judge the pending shards on Ray; returns how many were left unsealed because a vote failed."""
     import ray
-
-    from critmine.scorer.ray_engine import init_ray
 
     init_ray(workers)
     items = [{"shard": i, "pairs": json.dumps([p.model_dump() for p in shard])} for i, shard in pending]

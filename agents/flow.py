@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypedDict
 
+import datasets
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import END, START, StateGraph
 from tqdm.auto import tqdm
@@ -239,8 +240,6 @@ class MiningFlow:
         rows = [json.loads(line) for f in files for line in f.read_text().splitlines() if line.strip()]
         write_jsonl_atomic(self.layout.judgments, rows)
         if rows:
-            import datasets
-
             datasets.disable_progress_bars()
             datasets.Dataset.from_list([Judgment(**r).model_dump() for r in rows]).to_parquet(
                 str(self.layout.judgments_parquet))

@@ -62,6 +62,13 @@ def load_all(user_kb: str | Path | None) -> list[KBEntry]:
     return user + [e for e in load(shipped_path()) if e.name not in taken]
 
 
+def matching(entries: list[KBEntry], *, domain: str | None = None, text: str | None = None) -> list[KBEntry]:
+    """Entries of `domain` whose name or description contains `text` (each filter only when given)."""
+    needle = (text or "").lower()
+    return [e for e in entries if (not domain or domain in e.domains)
+            and (not needle or needle in e.name or needle in e.description.lower())]
+
+
 def words(text: str) -> list[str]:
     return [w for w in re.findall(r"[a-z]+", text.lower()) if w not in _STOP and len(w) > 2]
 

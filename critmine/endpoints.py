@@ -8,8 +8,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from critmine.config import EndpointConfig
+from critmine.embedded import EmbeddedServer
 from critmine.llm import Budget, Endpoint, LLMClient, ResponseCache, Usage, detect_server_kind
 from critmine.llm.client import ChatBackend
+from critmine.llm.vllm_offline import VllmOfflineClient
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +22,6 @@ def resolve(cfg: EndpointConfig, stack: contextlib.ExitStack, started: dict[str,
     kind = cfg.kind
     if base_url is None:
         if cfg.model not in started:
-            from critmine.embedded import EmbeddedServer
-
             server = EmbeddedServer(cfg.model, binary=cfg.llama_server)
             started[cfg.model] = stack.enter_context(server).base_url
         base_url, kind = started[cfg.model], "llamacpp"
@@ -43,8 +43,6 @@ async def worker_client(cfg: EndpointConfig, cache_path: Path, usage: Usage, *, 
     try:
         with contextlib.ExitStack() as stack:
             if engine == "vllm-offline":
-                from critmine.llm.vllm_offline import VllmOfflineClient
-
                 cache = ResponseCache(cache_path)
                 client = VllmOfflineClient(cfg.model, usage=usage, cache=cache,
                                            kv_cache_memory_bytes=kv_cache_memory_bytes)

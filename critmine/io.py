@@ -13,6 +13,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import datasets
+import pyarrow.parquet as pq
 from pydantic import BaseModel, ValidationError
 
 from critmine.records import Document, Pair
@@ -56,8 +58,6 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[str, Any]]:
 
 
 def _datasets_rows(path: Path) -> Iterator[tuple[str, Any]]:
-    import datasets
-
     datasets.disable_progress_bars()
     if path.is_dir():
         try:
@@ -93,8 +93,6 @@ def _first_line(e: BaseException) -> str:
 
 def _check_parquet(path: Path) -> None:
     """A file that is not Parquet, named as one: one line instead of an Arrow traceback."""
-    import pyarrow.parquet as pq
-
     try:
         pq.ParquetFile(path)
     except Exception as e:  # noqa: BLE001 - Arrow raises several types for a broken file

@@ -11,6 +11,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from critmine.agents.annotate import CACHE, MANIFEST, ShardStore, labelled_pairs, load_criteria, shard_record
+from critmine.agents.annotate_ray import judge_with_ray
 from critmine.agents.worker import Worker
 from critmine.artifacts import parts_of
 from critmine.config import EndpointConfig
@@ -87,8 +88,6 @@ def run_judge(criteria_file: Path, out: Path, worker_cfg: EndpointConfig, *, pai
     before = usage.total()
     unsealed = 0
     if pending and engine == "ray":
-        from critmine.agents.annotate_ray import judge_with_ray
-
         with contextlib.ExitStack() as stack:
             endpoint = resolve(worker_cfg, stack, {})
             store.prepare(pairs, criteria)

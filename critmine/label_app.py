@@ -7,11 +7,14 @@ the page renders them with textContent, so markup inside a document is shown, ne
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import threading
+import webbrowser
 from importlib.resources import files
 from pathlib import Path
 
+import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
@@ -121,10 +124,6 @@ def create_app(pairs: list[Pair], pairs_file: str | Path, annotator: str, note: 
 
 def serve(pairs: list[Pair], pairs_file: str | Path, annotator: str, *, host: str, port: int, note: str,
           open_browser: bool) -> int:
-    import logging
-    import webbrowser
-
-    import uvicorn
 
     # A wildcard bind serves every name the machine has; the page token still guards every write.
     hosts = None if host in ("0.0.0.0", "::") else LOCAL_HOSTS if host in LOCAL_HOSTS else (*LOCAL_HOSTS, host)

@@ -1,83 +1,145 @@
 """`critmine run`: mine → judge → train → score → select in one run directory, resumable phase by phase.
 
-Each phase is skipped when its finished output exists (criteria.json, labelled.jsonl, scorer/scorer.json,
-scored.parquet/_SUCCESS, selected.jsonl) and otherwise resumes from its own checkpoints; the run ends in
-one report (report.md / report.html) covering every phase.
+One rule decides each phase. Its fingerprint is a hash of its own settings and of the fingerprint of the phase
+before it, recorded in run.json when the phase starts and when it ends. A phase is skipped when it ended with
+today's fingerprint; it resumes from its own checkpoints when it started with it; and when its settings (or an
+earlier phase's) changed, what it wrote is removed (the LLM response caches are kept, so unchanged calls stay free)
+and it runs again. The run ends in one report (report.md / report.html) covering every phase.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-from dataclasses import dataclass, field
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
+from critmine.agents.annotate import CACHE as JUDGE_CACHE
 from critmine.artifacts import RunLayout
-from critmine.config import MineConfig
-from critmine.io import write_json_atomic
+from critmine.config import RunCommand
+from critmine.eval.report import write_report
+from critmine.io import check_output_dir, write_json_atomic
+from critmine.judging import run_judge
+from critmine.mine import run_mine
+from critmine.scorer.bulk import score_corpus
+from critmine.scorer.output import SUCCESS, remove_own_output
+from critmine.scorer.select import select
+from critmine.scorer.train import train_scorer
 
 log = logging.getLogger(__name__)
+PHASES = ("mine", "judge", "train", "score", "select")
 
 
-@dataclass
-class RunSettings:
-    corpus: str
-    n_pairs: int = 200
-    group_by: str | None = None
-    min_confidence: float = 0.0
-    features: str = "hashing"
-    holdout: float = 0.1
-    human_pairs: str | None = None
-    score_engine: str = "local"
-    fraction: float | None = 0.3
-    budget_tokens: int | None = None
-    tau: float = 1.0
-    seed: int = 0
-    judge_engine: str = "server"
-    done: list[str] = field(default_factory=list)
+def file_digest(path: str) -> str:
+    p = Path(path)
+    if not p.is_file():
+        return path  # a saved dataset or a URL: named, not hashed
+    h = hashlib.sha256()
+    with p.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
-def run_all(cfg: MineConfig, s: RunSettings) -> dict:
-    from critmine.judging import run_judge
-    from critmine.mine import run_mine
-    from critmine.scorer.bulk import score_corpus
-    from critmine.scorer.output import SUCCESS
-    from critmine.scorer.select import select
-    from critmine.scorer.train import train_scorer
+def phase_settings(s: RunCommand) -> dict[str, dict[str, Any]]:
+    """What each phase's result depends on (not how fast or where it runs)."""
+    mine = s.mine_config()
+    return {
+        "mine": {**mine.model_dump(include=set(type(mine).model_fields) - {"out", "budget", "manager", "worker",
+                                                                           "seeds_sha256"}),
+                 "seeds": file_digest(s.pairs), "models": [mine.manager.model, mine.worker.model]},
+        "judge": {"corpus": file_digest(s.corpus), "n_pairs": s.n_pairs, "group_by": s.group_by,
+                  "min_confidence": s.min_confidence, "seed": s.seed, "max_text_chars": s.max_text_chars},
+        "train": {"features": s.features, "holdout": s.holdout, "human_pairs": s.human_pairs, "seed": s.seed},
+        "score": {"corpus": file_digest(s.corpus)},
+        "select": {"fraction": s.fraction, "budget_tokens": s.budget_tokens, "tau": s.tau, "seed": s.seed},
+    }
 
-    run = RunLayout(cfg.out)
+
+def fingerprints(settings: dict[str, dict[str, Any]]) -> dict[str, str]:
+    out, upstream = {}, ""
+    for name in PHASES:
+        text = json.dumps({"upstream": upstream, **settings[name]}, sort_keys=True, default=str)
+        out[name] = upstream = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return out
+
+
+def _remove(*paths: Path) -> None:
+    """Remove files and folders of a run directory that critmine wrote (the run's own files, named by RunLayout)."""
+    for p in paths:
+        if p.is_dir():
+            shutil.rmtree(p)
+        else:
+            p.unlink(missing_ok=True)
+
+
+def reset(run: RunLayout, phase: str) -> None:
+    """Remove what `phase` wrote into the run directory, keeping LLM response caches."""
+    if phase == "mine":
+        _remove(run.config, run.criteria, run.predictions, run.judgments, run.judgments_parquet, run.checkpoints,
+                run.root / "judgments", run.root / "snapshots")
+    elif phase == "judge":
+        parts = run.labelled_parts
+        keep = {JUDGE_CACHE}
+        _remove(run.labelled, *(f for f in (parts.iterdir() if parts.is_dir() else []) if f.name not in keep))
+    elif phase == "train":
+        _remove(run.scorer)
+    elif phase == "score":
+        remove_own_output(run.scored)
+    elif phase == "select":
+        _remove(run.selected, run.selected_summary)
+
+
+def run_all(s: RunCommand) -> dict:
+    run = RunLayout(s.out)
+    check_output_dir(run.root, "a critmine run directory", own=(run.run.name, run.config.name))
+    cfg = s.mine_config()
     outputs = {"criteria": run.criteria, "labelled": run.labelled, "scorer": run.scorer, "scored": run.scored,
                "selected": run.selected}
-    phases: dict[str, object] = {}
-    if run.criteria.exists():
-        log.info("phase mine: done already")
-    else:
-        log.info("phase mine")
-        run_mine(cfg, resume=run.config.exists())
-    if run.labelled.exists():
-        log.info("phase judge: done already")
-    else:
-        log.info("phase judge")
-        phases["judge"] = run_judge(run.criteria, run.labelled, cfg.worker, corpus=s.corpus, n_pairs=s.n_pairs,
-                                    seed=s.seed, group_by=s.group_by, min_confidence=s.min_confidence,
-                                    engine=s.judge_engine, max_text_chars=cfg.max_text_chars)
-    if run.scorer_meta.exists():
-        log.info("phase train: done already")
-    else:
-        log.info("phase train")
-        phases["train"] = train_scorer(str(run.labelled), run.scorer, features=s.features, holdout=s.holdout,
-                                       human_pairs=s.human_pairs, seed=s.seed)
-    if (run.scored / SUCCESS).exists():
-        log.info("phase score: done already")
-    else:
-        log.info("phase score")
-        phases["score"] = score_corpus(run.scorer, s.corpus, run.scored, engine=s.score_engine)
-    if run.selected.exists():
-        log.info("phase select: done already")
-    else:
-        log.info("phase select")
-        phases["select"] = select(run.scored, run.selected, fraction=s.fraction, budget_tokens=s.budget_tokens,
-                                  tau=s.tau, seed=s.seed)
-    write_json_atomic(run.run, {"settings": s.__dict__, "outputs": {k: str(v) for k, v in outputs.items()}})
-    from critmine.eval.report import write_report
-
-    md, page = write_report(run.root)
+    finished = {"mine": run.criteria, "judge": run.labelled, "train": run.scorer_meta, "score": run.scored / SUCCESS,
+                "select": run.selected}
+    steps: dict[str, Callable[[], object]] = {
+        "mine": lambda: run_mine(cfg, resume=run.config.exists()),
+        "judge": lambda: run_judge(run.criteria, run.labelled, cfg.worker, corpus=s.corpus, n_pairs=s.n_pairs,
+                                   seed=s.seed, group_by=s.group_by, min_confidence=s.min_confidence,
+                                   engine=s.judge_engine, max_text_chars=cfg.max_text_chars),
+        "train": lambda: train_scorer(str(run.labelled), run.scorer, features=s.features, holdout=s.holdout,
+                                      human_pairs=s.human_pairs, seed=s.seed),
+        "score": lambda: score_corpus(run.scorer, s.corpus, run.scored, engine=s.score_engine),
+        "select": lambda: select(run.scored, run.selected, fraction=s.fraction, budget_tokens=s.budget_tokens,
+                                 tau=s.tau, seed=s.seed),
+    }
+    settings = phase_settings(s)
+    prints = fingerprints(settings)
+    record = json.loads(run.run.read_text()).get("phases", {}) if run.run.exists() else {}
+    rerun_upstream = False
+    for name in PHASES:
+        before = record.get(name)
+        if before is None and finished[name].exists() and not rerun_upstream:
+            log.info("phase %s: done already (adopted: no recorded settings)", name)
+        elif before is not None and before["fingerprint"] == prints[name] and before["done"] \
+                and finished[name].exists() and not rerun_upstream:
+            log.info("phase %s: done already", name)
+        else:
+            if before is not None and before["fingerprint"] != prints[name]:
+                log.info("phase %s: its settings or an earlier phase changed; running it again", name)
+                reset(run, name)
+            elif rerun_upstream:
+                reset(run, name)
+            log.info("phase %s", name)
+            record[name] = {"fingerprint": prints[name], "done": False, "settings": settings[name]}
+            _save(run, s, record, outputs) if run.root.exists() else None
+            steps[name]()
+            rerun_upstream = True
+        record[name] = {"fingerprint": prints[name], "done": True, "settings": settings[name]}
+        _save(run, s, record, outputs)
+    _, page = write_report(run.root)
     return {"report": str(page), **{k: str(v) for k, v in outputs.items()}}
+
+
+def _save(run: RunLayout, s: RunCommand, record: dict, outputs: dict[str, Path]) -> None:
+    write_json_atomic(run.run, {"settings": s.model_dump(mode="json", exclude={"verbose", "config"}),
+                                "phases": record, "outputs": {k: str(v) for k, v in outputs.items()}})

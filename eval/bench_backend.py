@@ -16,7 +16,10 @@ import asyncio
 import contextlib
 import logging
 import random
+import statistics
 import time
+
+import httpx
 
 from critmine.agents.worker import LETTERS, Worker, truncate_middle
 from critmine.defaults import DEFAULT_MODEL, MAX_TEXT_CHARS
@@ -55,10 +58,6 @@ async def critiq_style(client: LLMClient, pairs, criteria, max_chars: int) -> li
 
 def prefill_tokens_per_s(base_url: str, model: str, repeats: int = 3) -> float | None:
     """Median prompt tokens/s that llama.cpp reports for one uncached ~600-token prompt (None elsewhere)."""
-    import statistics
-
-    import httpx
-
     text = " ".join(f"Sentence {i} of a long prompt that measures how fast the server reads tokens." for i in range(40))
     speeds = []
     for i in range(repeats):

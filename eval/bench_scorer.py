@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -23,7 +24,14 @@ import threading
 import time
 from pathlib import Path
 
+from critmine.agents.worker import Worker
+from critmine.config import EndpointConfig
+from critmine.endpoints import resolve
 from critmine.io import iter_documents, write_json_atomic, write_jsonl_atomic
+from critmine.llm import LLMClient, Usage
+from critmine.logs import setup_logging
+from critmine.records import Criterion
+from critmine.sampling import sample_pairs
 
 log = logging.getLogger("bench_scorer")
 
@@ -87,7 +95,6 @@ def training_pairs(corpus: str, given: str | None, work: Path) -> str:
     """Given agent-labelled pairs, or length-matched corpus pairs with seeded random labels (timing only)."""
     if given:
         return given
-    from critmine.sampling import sample_pairs
 
     rng = random.Random(0)
     pairs = sample_pairs(iter_documents(corpus), 400, seed=0, length_ratio=2.0)
@@ -99,15 +106,6 @@ def training_pairs(corpus: str, given: str | None, work: Path) -> str:
 
 async def llm_seconds_per_call(corpus: str, n_calls: int) -> float:
     """Mean wall time of one verdict call (one pair, one criterion, one order) on the embedded server."""
-    import contextlib
-
-    from critmine.agents.worker import Worker
-    from critmine.config import EndpointConfig
-    from critmine.endpoints import resolve
-    from critmine.llm import LLMClient, Usage
-    from critmine.records import Criterion
-    from critmine.sampling import sample_pairs
-
     pairs = sample_pairs(iter_documents(corpus), n_calls, seed=1, length_ratio=2.0)
     crit = Criterion(name="clarity", description="Prefer the text whose point is stated clearly.")
     with contextlib.ExitStack() as stack:
@@ -131,7 +129,6 @@ def main() -> int:
     ap.add_argument("--llm-calls", type=int, default=12)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
-    from critmine.cli_args import setup_logging
 
     setup_logging()
     sizes = [int(x) for x in args.sizes.split(",")]

@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 from critmine.artifacts import RunLayout, parts_of
-from critmine.cli_args import setup_logging
 from critmine.config import EndpointConfig, MineConfig
 from critmine.defaults import DEFAULT_MODEL
 from critmine.eval.baselines import BASELINES
@@ -29,6 +28,7 @@ from critmine.eval.report import write_report
 from critmine.io import InputError, read_pairs, write_json_atomic, write_jsonl_atomic
 from critmine.judging import run_judge
 from critmine.llm import Usage
+from critmine.logs import setup_logging
 from critmine.mine import run_mine
 from critmine.scorer.train import train_scorer
 

@@ -23,6 +23,7 @@ from critmine.eval.metrics import agreement_stats
 from critmine.io import InputError, check_output_dir, read_pairs, write_json_atomic, write_jsonl_atomic
 from critmine.llm import Usage
 from critmine.records import Criterion, Judgment, Pair
+from critmine.scorer.model import Scorer
 
 log = logging.getLogger(__name__)
 OWN_FILES = ("eval.json", "llm_cache.sqlite")  # what makes an output directory an evaluation's own
@@ -154,8 +155,6 @@ def scorer_training_ids(scorer_dir: Path) -> set[str]:
 def run_scorer_eval(pairs_path: str, out: Path, scorer_dir: Path, *, sample: int | None = None,
                     seed: int = 0) -> dict:
     """`critmine eval --scorer`: "the higher score wins" against human labels (no LLM call)."""
-    from critmine.scorer.model import Scorer
-
     scorer = Scorer.load(scorer_dir)
     pairs = load_test_pairs(pairs_path, None, sample, seed)
     check_output_dir(out, "a critmine evaluation", own=OWN_FILES)
@@ -192,6 +191,8 @@ def run_eval(pairs_path: str, out: Path, worker_cfg: EndpointConfig, *, criteria
     check_output_dir(out, "a critmine evaluation", own=OWN_FILES)
     usage, t0 = Usage(), time.monotonic()  # `out` is created once the worker's server is up
     kinds = list(ATTACKS) if injection is True else list(injection or [])
+    if unknown := [k for k in kinds if k not in ATTACKS]:
+        raise InputError(f"unknown injection kind {', '.join(unknown)}: choose from {', '.join(ATTACKS)}")
     sets = [pairs] + [inject(pairs, kind) for kind in kinds]
     judged = asyncio.run(_judge(sets, method, worker_cfg, out, usage, max_text_chars, engine, kv_cache_memory_bytes))
     result = summarise(pairs, method.criteria, judged[0])

@@ -13,6 +13,8 @@ import io
 import json
 from pathlib import Path
 
+import matplotlib
+import matplotlib.pyplot as plt
 from markdown_it import MarkdownIt
 
 from critmine.artifacts import CriteriaSet, RunLayout
@@ -40,10 +42,7 @@ def _png(fig) -> str:
 
 
 def _plots(d: dict) -> dict[str, str]:
-    import matplotlib
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     out = {}
     if d["snapshots"]:

@@ -7,6 +7,7 @@ from itertools import islice
 from pathlib import Path
 
 from critmine.artifacts import RunLayout
+from critmine.scorer.output import read_scored
 
 
 def load(run_dir: Path) -> dict:
@@ -21,8 +22,6 @@ def load(run_dir: Path) -> dict:
         d["scorer"] = json.loads(scorer.read_text())
     scored = run.scored
     if (scored / "_SUCCESS").exists():
-        from critmine.scorer.output import read_scored
-
         d["scores"] = read_scored(scored, columns=["score"])["score"].to_numpy()
         d["score_summary"] = json.loads((scored / "_SUCCESS").read_text())
     sel = run.selected_summary

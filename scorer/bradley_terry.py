@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.linear_model import LogisticRegression
 
 
 def pair_design(fa, fb, p_a: np.ndarray):
@@ -24,8 +25,6 @@ def pair_design(fa, fb, p_a: np.ndarray):
 
 def fit_linear(fa, fb, p_a: np.ndarray, *, c: float = 1.0, max_iter: int = 2000) -> np.ndarray:
     """The weight vector w of a Bradley–Terry model (L2-regularised logistic regression on differences)."""
-    from sklearn.linear_model import LogisticRegression
-
     x, y, w = pair_design(fa, fb, np.asarray(p_a, dtype=np.float64))
     if len(set(y.tolist())) < 2:
         raise ValueError("the labels are all on one side; cannot train a preference model")

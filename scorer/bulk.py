@@ -27,6 +27,7 @@ from critmine.io import InputError, iter_documents, write_json_atomic
 from critmine.records import Document
 from critmine.scorer.model import Scorer, count_tokens
 from critmine.scorer.output import MANIFEST, SCHEMA, SUCCESS, check_resume, remove_own_output
+from critmine.scorer.ray_engine import score_with_ray
 from critmine.servers import die_with_parent
 
 log = logging.getLogger(__name__)
@@ -97,8 +98,6 @@ def score_corpus(scorer_dir: str | Path, input_path: str, out_dir: str | Path, *
         check_resume(out_dir, manifest)  # refuses a directory that is not this command's own
     _first_document(input_path)  # an unreadable or empty input fails here, before anything is written
     if engine == "ray":
-        from critmine.scorer.ray_engine import score_with_ray
-
         return score_with_ray(scorer_dir, input_path, out_dir, manifest, batch_size=batch_size, workers=workers)
     out_dir.mkdir(parents=True, exist_ok=True)
     try:

@@ -12,6 +12,8 @@ import warnings
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import HashingVectorizer
 
 from critmine.io import InputError
 
@@ -24,7 +26,6 @@ class HashingFeatures:
 
     def __init__(self, n_features: int = 2**20, word_ngrams: tuple[int, int] = (1, 2),
                  char_ngrams: tuple[int, int] = (3, 5)):
-        from sklearn.feature_extraction.text import HashingVectorizer
 
         self.config = {"n_features": n_features, "word_ngrams": list(word_ngrams), "char_ngrams": list(char_ngrams)}
         common = dict(n_features=n_features, alternate_sign=False, norm="l2", lowercase=True, dtype=np.float32)
@@ -34,8 +35,6 @@ class HashingFeatures:
 
     def transform(self, texts: list[str]):
         """A sparse CSR matrix, one row per text."""
-        import scipy.sparse as sp
-
         lengths = np.array([[np.log1p(len(t)) / 4, np.log1p(len(t.split())) / 4] for t in texts], dtype=np.float32)
         grams = self._word.transform(texts) + self._char.transform(texts)
         return sp.hstack([grams, sp.csr_matrix(lengths.reshape(len(texts), 2))], format="csr")

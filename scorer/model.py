@@ -11,6 +11,7 @@ import numpy as np
 
 from critmine.io import InputError, write_json_atomic
 from critmine.scorer.features import make_features
+from critmine.scorer.reward_model import RewardModel
 
 FORMAT = "critmine-scorer/1"
 META_FILE, WEIGHTS_FILE, HF_DIR = "scorer.json", "weights.npy", "model"
@@ -30,8 +31,6 @@ class Scorer:
         self.weights = weights
         self.features_kind = meta["features"]
         if self.features_kind.startswith("hf:"):
-            from critmine.scorer.reward_model import RewardModel
-
             self._reward = RewardModel(directory / HF_DIR)
         else:
             self._features = make_features(self.features_kind, meta.get("features_config"))

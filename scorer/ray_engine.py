@@ -16,8 +16,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
 
 from critmine.io import InputError, write_json_atomic
+from critmine.scorer.model import Scorer, count_tokens
+from critmine.scorer.output import MANIFEST, SUCCESS, remove_own_output
 
 log = logging.getLogger(__name__)
 
@@ -26,16 +30,11 @@ class ScoreBatch:
     """Ray Data callable class: loads the scorer once per actor, scores pandas batches."""
 
     def __init__(self, scorer_dir: str):
-        from critmine.scorer.model import Scorer
-
         self.scorer = Scorer.load(scorer_dir)
 
     def __call__(self, batch):
-        from critmine.scorer.model import count_tokens
-
         texts = [str(t) for t in batch["text"]]
         meta = batch["meta"] if "meta" in batch else [None] * len(texts)
-        import pandas as pd
 
         return pd.DataFrame({"id": [str(i) for i in batch["id"]], "text": texts,
                              "meta": [json.dumps(_plain(m) or {}, ensure_ascii=False) for m in meta],
@@ -96,8 +95,6 @@ def score_with_ray(scorer_dir: Path, input_path: str, out_dir: Path, manifest: d
     `out_dir` (new, empty, or this command's own from an earlier attempt: the caller checked) as part-NNNNN."""
     import ray
 
-    from critmine.scorer.output import MANIFEST, SUCCESS, remove_own_output
-
     t0 = time.monotonic()
     init_ray(max(workers, 1))
     ray.data.DataContext.get_current().execution_options.preserve_order = True
@@ -131,7 +128,6 @@ def _write_scores(scorer_dir: Path, input_path: str, tmp: Path, *, batch_size: i
                         compute=ray.data.ActorPoolStrategy(size=max(workers, 1)))
     ds.write_parquet(str(tmp))
     files = sorted(tmp.glob("*.parquet"))
-    import pyarrow.parquet as pq
 
     rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
     wall = time.monotonic() - t0

@@ -19,6 +19,7 @@ from critmine.records import Pair
 from critmine.scorer.bradley_terry import choose_c, fit_linear
 from critmine.scorer.features import make_features
 from critmine.scorer.model import Scorer
+from critmine.scorer.reward_model import train_reward_model
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +90,6 @@ def _train_into(tmp: Path, pairs_path: str, train: list[Pair], test: list[Pair],
             "mean_label": float(p_a.mean())}
     weights = None
     if features.startswith("hf:"):
-        from critmine.scorer.reward_model import train_reward_model
-
         train_reward_model(features[3:], [p.a for p in train], [p.b for p in train], p_a, tmp / "model", seed=seed)
     else:
         f = make_features(features)

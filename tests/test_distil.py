@@ -284,6 +284,19 @@ def test_run_chains_every_phase_and_resumes_for_free(fake, seeds, corpus, tmp_pa
     (run / "selected.jsonl").unlink()  # only the last phase is redone
     assert main(args) == 0
     assert len(fake.requests) == before and (run / "selected.jsonl").exists()
+    scored_at = (run / "scored.parquet" / "_SUCCESS").stat().st_mtime_ns
+    args[args.index("--fraction") + 1] = "0.1"  # a changed setting reruns its phase (and only it)
+    assert main(args) == 0
+    assert len((run / "selected.jsonl").read_text().splitlines()) == 12
+    assert len(fake.requests) == before and (run / "scored.parquet" / "_SUCCESS").stat().st_mtime_ns == scored_at
+    phases = json.loads((run / "run.json").read_text())["phases"]
+    assert phases["select"]["settings"]["fraction"] == 0.1 and all(p["done"] for p in phases.values())
+    judged_at = (run / "labelled.jsonl").stat().st_mtime_ns
+    assert main([*args, "--n-pairs", "20"]) == 0  # judge reruns on 20 pairs; train, score and select follow
+    assert len((run / "labelled.jsonl").read_text().splitlines()) <= 20
+    assert (run / "labelled.jsonl").stat().st_mtime_ns != judged_at
+    assert (run / "scored.parquet" / "_SUCCESS").stat().st_mtime_ns != scored_at
+    assert len(fake.requests) == before  # the judge's response cache was kept: its answers are reused
 
 
 def test_random_pairs_for_agent_labels_keep_groups_and_use_each_document_once():

@@ -61,7 +61,7 @@ def reading_commands(tmp_path: Path, pairs: Path, docs: Path, scorer: Path, crit
                            str(out / "l.jsonl"), *UNREACHABLE],
         "train": ["train", "--pairs", str(pairs), "--out", str(out)],
         "score": ["score", "--scorer", str(scorer), "--input", str(docs), "--out", str(out)],
-        "pairs sample": ["pairs", "sample", str(docs), "--n", "2", "--out", str(out / "p.jsonl")],
+        "pairs sample": ["pairs", "sample", str(docs), "--n-pairs", "2", "--out", str(out / "p.jsonl")],
         "label --export": ["label", str(pairs), "--export", str(out / "e.jsonl")],
     }
 

