@@ -19,6 +19,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, ValidationError
 
 from critmine.artifacts import CriteriaSet, RunLayout
+from critmine.config import MineConfig
 from critmine.io import InputError, write_jsonl_atomic
 
 DOMAINS = ("general", "educational", "code", "math", "argument", "dialogue", "fluency")
@@ -113,7 +114,7 @@ def add_run(run_dir: str | Path, kb_file: str | Path, domains: list[str]) -> lis
     if not run.criteria.exists():
         raise InputError(f"{run_dir}: no criteria.json (is the run finished?)")
     found = CriteriaSet.read(run.criteria)
-    config = json.loads(run.config.read_text()) if run.config.exists() else {}
+    seeds = MineConfig.read(run.config).pairs if run.config.exists() else None
     shipped = {e.name: e for e in load(shipped_path())}
     new = []
     for c in found.criteria:
@@ -122,7 +123,7 @@ def add_run(run_dir: str | Path, kb_file: str | Path, domains: list[str]) -> lis
                            domains=domains or (base.domains if base else ["general"]),
                            source=(base.source if base and c.origin == "knowledge_base" else "critmine mining run"),
                            accuracy=c.accuracy, n_judged=c.n_judged,
-                           provenance={"run": str(Path(run_dir).resolve()), "seeds": config.get("pairs"),
+                           provenance={"run": str(Path(run_dir).resolve()), "seeds": seeds,
                                        "version": c.version, "origin": c.origin,
                                        "ci": [c.ci_low, c.ci_high], "added": date.today().isoformat()}))
     existing = [e for e in (load(kb) if kb.exists() else []) if e.name not in {n.name for n in new}]

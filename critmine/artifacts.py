@@ -1,7 +1,10 @@
-"""Typed run artifacts: each file a run writes has one model here, and one reader that validates it.
+"""Typed run artifacts: each JSON file a command writes has one model here, and one reader (`Model.read`) that
+validates it and names the file in one line when it cannot.
 
 `CriteriaSet` is criteria.json, the result of `critmine mine`: the selected criteria with their measured accuracy,
 the ones not selected or replaced, the flow's vote on the seeds and the seed pair ids (so no evaluation counts them).
+`ScorerMeta` is scorer.json of `critmine train`; `JudgeSummary`, `ScoreSummary` and `SelectSummary` are what
+`judge`, `score` and `select` report; `EvalResult` is eval.json of `critmine eval`.
 """
 
 from __future__ import annotations
@@ -9,8 +12,9 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any, ClassVar, Self, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from critmine.io import InputError, write_json_atomic
 from critmine.records import Criterion
@@ -19,6 +23,8 @@ from critmine.records import Criterion
 class VoteStats(BaseModel):
     """Agreement of a vote with human labels (eval.metrics.agreement_stats)."""
 
+    model_config = ConfigDict(extra="allow")
+
     accuracy: float | None = None
     n_correct: int = 0
     n_judged: int = 0
@@ -26,6 +32,131 @@ class VoteStats(BaseModel):
     ci_low: float = 0.0
     ci_high: float = 1.0
     kappa: float | None = None
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_model(cls: type[M], path: str | os.PathLike, what: str, hint: str = "") -> M:
+    """A JSON file validated as `cls`; InputError (one line naming the file) when it is missing or is not one."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: no such {what}{hint}")
+    try:
+        return cls.model_validate(json.loads(p.read_text(encoding="utf-8")))
+    except (json.JSONDecodeError, UnicodeDecodeError, ValidationError) as e:
+        reason = str(e).splitlines()[0][:200]
+        raise InputError(f"{p}: not a {what} ({reason})") from None
+
+
+class Artifact(BaseModel):
+    """A JSON file a command writes. Keys a newer critmine adds are kept (extra="allow")."""
+
+    model_config = ConfigDict(extra="allow")
+    what: ClassVar[str] = "critmine artifact"
+    hint: ClassVar[str] = ""
+
+    @classmethod
+    def read(cls, path: str | os.PathLike) -> Self:
+        """The validated file; InputError (one line naming the file) when it is missing or is not one."""
+        return read_model(cls, path, cls.what, cls.hint)
+
+    def write(self, path: str | os.PathLike) -> None:
+        """The fields that were set (a metric that was not measured is absent, not null)."""
+        write_json_atomic(path, self.model_dump(mode="json", exclude_unset=True))
+
+
+class ScorerMeta(Artifact):
+    """scorer.json: how a scorer was trained and how accurate it was."""
+
+    what: ClassVar[str] = "scorer.json of a scorer"
+    format: str = "critmine-scorer/1"
+    features: str
+    trained_on: str
+    n_train: int
+    n_holdout: int = 0
+    seed: int = 0
+    created: str = ""
+    mean_label: float | None = None
+    features_config: dict[str, Any] | None = None
+    l2_c: float | None = None
+    train_s: float = 0.0
+    holdout: dict[str, Any] = Field(default_factory=dict, description="accuracy on held-out agent-labelled pairs")
+    train_fit: dict[str, Any] = Field(default_factory=dict)
+    human: dict[str, Any] | None = Field(None, description="accuracy on human-labelled pairs, when given")
+
+
+class JudgeSummary(Artifact):
+    """What `critmine judge` labelled and what it cost (OUT.parts/summary.json)."""
+
+    what: ClassVar[str] = "judge summary"
+    judged: int
+    labelled: int
+    dropped_no_vote: int = 0
+    dropped_low_confidence: int = 0
+    criteria: list[str]
+    engine: str
+    min_confidence: float = 0.0
+    wall_s: float = 0.0
+    llm_calls: int = 0
+    cached_calls: int = 0
+    prompt_tokens: int = 0
+    calls_this_run: int = 0
+    failed_calls_this_run: int = 0
+    retries_this_run: int = 0
+    out: str
+
+
+class ScoreSummary(Artifact):
+    """A finished `critmine score` (the `_SUCCESS` marker's content)."""
+
+    what: ClassVar[str] = "score summary"
+    rows: int
+    shards: int
+    scored_now: int = 0
+    wall_s: float = 0.0
+    startup_s: float | None = None
+    docs_per_s: float | None = None
+    engine: str
+    workers: int | None = None
+
+
+class SelectSummary(Artifact):
+    """What `critmine select` kept (OUT.summary.json)."""
+
+    what: ClassVar[str] = "select summary"
+    documents: int
+    kept: int
+    tokens: int
+    kept_tokens: int
+    tau: float
+    seed: int
+    fraction: float | None = None
+    budget_tokens: int | None = None
+    mean_z_kept: float | None = None
+    min_score_kept: float | None = None
+    scored: str
+    out: str
+
+
+class EvalResult(Artifact):
+    """eval.json: a method's agreement with human labels on test pairs; None where a metric does not apply."""
+
+    what: ClassVar[str] = "eval.json of `critmine eval`"
+    method: str
+    n_pairs: int
+    criteria: list[dict[str, Any]] = Field(default_factory=list, description="per-criterion agreement")
+    predictions: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    flow_soft: VoteStats
+    flow_majority: VoteStats | None = None
+    swap_consistency: float | None = None
+    pairs: str
+    wall_s: float = 0.0
+    llm_calls: int = 0
+    paid_calls: int = 0
+    tokens: int = 0
+    failed_calls: int = 0
+    injection: dict[str, Any] | None = None
 
 
 class CriteriaSet(BaseModel):
@@ -44,16 +175,9 @@ class CriteriaSet(BaseModel):
     def read(cls, path: str | os.PathLike, *, allow_empty: bool = False) -> CriteriaSet:
         """The criteria of a mining run; InputError (one line) when the file is missing, broken or (unless
         `allow_empty`: a run that selected nothing still has a report) holds no criteria."""
-        p = Path(path)
-        if not p.is_file():
-            raise InputError(f"{p}: no such criteria file (run `critmine mine` first)")
-        try:
-            found = cls.model_validate(json.loads(p.read_text(encoding="utf-8")))
-        except (json.JSONDecodeError, UnicodeDecodeError, ValidationError) as e:
-            reason = str(e).splitlines()[0][:200]
-            raise InputError(f"{p}: not a criteria.json of a mining run ({reason})") from None
+        found = read_model(cls, path, "criteria.json of a mining run", " (run `critmine mine` first)")
         if not found.criteria and not allow_empty:
-            raise InputError(f"{p}: no criteria")
+            raise InputError(f"{path}: no criteria")
         return found
 
     def write(self, path: str | os.PathLike) -> None:

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from critmine import config as c
 from critmine.agents import knowledge
-from critmine.artifacts import RunLayout
+from critmine.artifacts import RunLayout, ScorerMeta, SelectSummary
 from critmine.embedded import EmbeddedServer
 from critmine.errors import RunStopped
 from critmine.eval.evaluate import run_eval, run_scorer_eval, table
@@ -138,8 +138,8 @@ def train(s: c.TrainCommand) -> str:
 def score(s: c.ScoreCommand) -> str:
     r = score_corpus(s.scorer, s.input, s.out, engine=s.engine, batch_size=s.batch_size, shard_size=s.shard_size,
                      workers=s.workers)
-    return (f"scored {r['rows']:,} documents into {r['shards']} shards in {r['wall_s']} s ({r['docs_per_s']} docs/s, "
-            f"{r['engine']}); wrote {s.out}")
+    return (f"scored {r.rows:,} documents into {r.shards} shards in {r.wall_s} s ({r.docs_per_s} docs/s, {r.engine}); "
+            f"wrote {s.out}")
 
 
 def select_documents(s: c.SelectCommand) -> str:
@@ -150,8 +150,8 @@ def select_documents(s: c.SelectCommand) -> str:
 def run(s: c.RunCommand) -> str:
     outputs = run_all(s)
     layout = RunLayout(s.out)
-    return (f"{summary_table(layout.criteria)}\n\n{describe_scorer(json.loads(layout.scorer_meta.read_text()))}\n\n"
-            f"{describe_selection(json.loads(layout.selected_summary.read_text()))}\n\n"
+    return (f"{summary_table(layout.criteria)}\n\n{describe_scorer(ScorerMeta.read(layout.scorer_meta))}\n\n"
+            f"{describe_selection(SelectSummary.read(layout.selected_summary))}\n\n"
             + "".join(f"{k:<10}{v}\n" for k, v in outputs.items()))
 
 

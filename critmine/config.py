@@ -8,6 +8,7 @@ Mining settings are saved in the run directory (secrets excluded).
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +22,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from critmine.artifacts import read_model
 from critmine.defaults import DEFAULT_MODEL, MAX_TEXT_CHARS
 from critmine.io import InputError
 from critmine.llm import Budget
@@ -85,6 +87,11 @@ class MineConfig(MiningOptions):
     manager: EndpointConfig = Field(default_factory=EndpointConfig)
     worker: EndpointConfig = Field(default_factory=EndpointConfig)
     budget: Budget = Field(default_factory=Budget)
+
+    @classmethod
+    def read(cls, path: str | os.PathLike) -> MineConfig:
+        """config.json of a run directory."""
+        return read_model(cls, path, "config.json of a mining run")
 
 
 class Command(BaseSettings):

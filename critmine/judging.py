@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from critmine.agents.annotate import CACHE, MANIFEST, ShardStore, labelled_pairs, load_criteria, shard_record
 from critmine.agents.annotate_ray import judge_with_ray
 from critmine.agents.worker import Worker
-from critmine.artifacts import parts_of
+from critmine.artifacts import JudgeSummary, parts_of
 from critmine.config import EndpointConfig
 from critmine.defaults import MAX_TEXT_CHARS
 from critmine.endpoints import resolve, worker_client
@@ -70,7 +70,8 @@ def run_judge(criteria_file: Path, out: Path, worker_cfg: EndpointConfig, *, pai
               corpus: str | None = None, n_pairs: int | None = None, seed: int = 0, group_by: str | None = None,
               length_ratio: float | None = None, engine: str = "server", shard_size: int = 16,
               min_confidence: float = 0.0,
-              max_text_chars: int = MAX_TEXT_CHARS, kv_cache_memory_bytes: int | None = None, workers: int = 2) -> dict:
+              max_text_chars: int = MAX_TEXT_CHARS, kv_cache_memory_bytes: int | None = None,
+              workers: int = 2) -> JudgeSummary:
     criteria = load_criteria(criteria_file)
     if not 0.0 <= min_confidence < 1.0:
         raise InputError("--min-confidence must be in [0, 1)")
@@ -106,18 +107,17 @@ def run_judge(criteria_file: Path, out: Path, worker_cfg: EndpointConfig, *, pai
                               "written: rerun the same command to judge them again (every answered call is cached)")
     labelled, counts = labelled_pairs(store.records(pairs), min_confidence)
     write_jsonl_atomic(out, labelled)
-    summary = {**counts, "criteria": [c.name for c in criteria], "engine": engine, "min_confidence": min_confidence,
-               "wall_s": round(time.monotonic() - t0, 2), "llm_calls": now.calls, "cached_calls": now.cached_calls,
-               "prompt_tokens": now.prompt_tokens, "calls_this_run": now.calls - before.calls,
-               "failed_calls_this_run": failed_now, "retries_this_run": now.retries - before.retries,
-               "out": str(out)}
-    write_json_atomic(store.dir / "summary.json", summary)
+    summary = JudgeSummary(**counts, criteria=[c.name for c in criteria], engine=engine, min_confidence=min_confidence,
+                           wall_s=round(time.monotonic() - t0, 2), llm_calls=now.calls, cached_calls=now.cached_calls,
+                           prompt_tokens=now.prompt_tokens, calls_this_run=now.calls - before.calls,
+                           failed_calls_this_run=failed_now, retries_this_run=now.retries - before.retries,
+                           out=str(out))
+    summary.write(store.dir / "summary.json")
     return summary
 
 
-def describe(summary: dict) -> str:
-    return (f"judged {summary['judged']} pairs under {len(summary['criteria'])} criteria "
-            f"({', '.join(summary['criteria'])}); labelled {summary['labelled']}, dropped "
-            f"{summary['dropped_no_vote']} with no vote and {summary['dropped_low_confidence']} below confidence "
-            f"{summary['min_confidence']}; {summary['llm_calls']} paid LLM calls, {summary['cached_calls']} from the "
-            f"cache; {summary['failed_calls_this_run']} calls failed this run; wrote {summary['out']}")
+def describe(s: JudgeSummary) -> str:
+    return (f"judged {s.judged} pairs under {len(s.criteria)} criteria ({', '.join(s.criteria)}); labelled "
+            f"{s.labelled}, dropped {s.dropped_no_vote} with no vote and {s.dropped_low_confidence} below confidence "
+            f"{s.min_confidence}; {s.llm_calls} paid LLM calls, {s.cached_calls} from the cache; "
+            f"{s.failed_calls_this_run} calls failed this run; wrote {s.out}")

@@ -36,7 +36,7 @@ def prepare(cfg: MineConfig, *, resume: bool) -> tuple[MineConfig, list[Pair]]:
         saved = layout.config
         if not saved.exists():
             raise InputError(f"{run_dir}: not a critmine run directory (no {saved.name}); nothing to resume")
-        stored = MineConfig.model_validate_json(saved.read_text())
+        stored = MineConfig.read(saved)
         # The run's definition comes from the run dir; only how to reach servers and the budget may change
         # (a URL given now replaces the stored one; none given keeps it).
         stored.manager.base_url = cfg.manager.base_url or stored.manager.base_url

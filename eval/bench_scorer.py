@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from critmine.agents.worker import Worker
+from critmine.artifacts import ScorerMeta, ScoreSummary
 from critmine.config import EndpointConfig
 from critmine.endpoints import resolve
 from critmine.io import iter_documents, write_json_atomic, write_jsonl_atomic
@@ -142,15 +143,15 @@ def main() -> int:
         train_s, _ = run_measured(cli + ["train", "--pairs", pairs, "--out", str(work / f"scorer-{feat}"),
                                          "--features", feat])
         row = {"features": feat, "train_wall_s": round(train_s, 1),
-               "train_fit_s": json.loads((work / f"scorer-{feat}" / "scorer.json").read_text())["train_s"]}
+               "train_fit_s": ScorerMeta.read(work / f"scorer-{feat}" / "scorer.json").train_s}
         for n in sizes:
             wall, rss = run_measured(cli + ["score", "--scorer", str(work / f"scorer-{feat}"), "--input",
                                             str(work / f"corpus-{n}.jsonl"), "--out", str(work / f"scored-{feat}-{n}")])
-            done = json.loads((work / f"scored-{feat}-{n}" / "_SUCCESS").read_text())
-            row[f"docs_per_s_{n}"] = done["docs_per_s"]
+            done = ScoreSummary.read(work / f"scored-{feat}-{n}" / "_SUCCESS")
+            row[f"docs_per_s_{n}"] = done.docs_per_s
             row[f"wall_s_{n}"] = round(wall, 1)
             row[f"peak_rss_mib_{n}"] = rss
-            log.info("%s: %d docs, %.0f docs/s, peak RSS %d MiB", feat, n, done["docs_per_s"], rss)
+            log.info("%s: %d docs, %.0f docs/s, peak RSS %d MiB", feat, n, done.docs_per_s or 0, rss)
         if len(sizes) >= 2:
             row["rss_ratio"] = round(row[f"peak_rss_mib_{sizes[-1]}"] / row[f"peak_rss_mib_{sizes[0]}"], 3)
         rows.append(row)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
@@ -14,13 +13,13 @@ from tqdm.auto import tqdm
 from critmine.agents.annotate import load_criteria
 from critmine.agents.scoring import result_tables, votes
 from critmine.agents.worker import Worker
-from critmine.artifacts import CriteriaSet, RunLayout
-from critmine.config import EndpointConfig
+from critmine.artifacts import CriteriaSet, EvalResult, RunLayout, ScorerMeta
+from critmine.config import EndpointConfig, MineConfig
 from critmine.defaults import MAX_TEXT_CHARS
 from critmine.endpoints import worker_client
 from critmine.eval.baselines import ATTACKS, Method, heuristic_judgments, inject, method_for
 from critmine.eval.metrics import agreement_stats
-from critmine.io import InputError, check_output_dir, read_pairs, write_json_atomic, write_jsonl_atomic
+from critmine.io import InputError, check_output_dir, read_pairs, write_jsonl_atomic
 from critmine.llm import Usage
 from critmine.records import Criterion, Judgment, Pair
 from critmine.scorer.model import Scorer
@@ -37,7 +36,7 @@ def seed_ids_of(criteria_file: Path) -> set[str]:
     cfg = RunLayout(criteria_file.parent).config
     if not cfg.exists():
         return set()
-    seeds = json.loads(cfg.read_text()).get("pairs")
+    seeds = MineConfig.read(cfg).pairs
     return {p.id for p in read_pairs(seeds)} if seeds and Path(seeds).exists() else set()
 
 
@@ -148,7 +147,7 @@ def pooled_injection(by_kind: dict[str, dict]) -> dict:
 
 def scorer_training_ids(scorer_dir: Path) -> set[str]:
     """Ids of the pairs a scorer was trained on (when its training file is still there)."""
-    trained_on = json.loads((scorer_dir / "scorer.json").read_text()).get("trained_on")
+    trained_on = ScorerMeta.read(scorer_dir / "scorer.json").trained_on
     return {p.id for p in read_pairs(trained_on)} if trained_on and Path(trained_on).exists() else set()
 
 
@@ -173,7 +172,7 @@ def run_scorer_eval(pairs_path: str, out: Path, scorer_dir: Path, *, sample: int
               "pairs": pairs_path, "scorer": str(scorer_dir), "wall_s": time.monotonic() - t0, "llm_calls": 0,
               "paid_calls": 0, "tokens": 0}
     out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "eval.json", result)
+    EvalResult.model_validate(result).write(out / "eval.json")
     return result
 
 
@@ -211,5 +210,5 @@ def run_eval(pairs_path: str, out: Path, worker_cfg: EndpointConfig, *, criteria
         log.warning("%d LLM calls failed for good; their verdicts count as abstentions (coverage %.2f); rerun to "
                     "ask them again", total.failures, result["flow_soft"]["coverage"])
     write_jsonl_atomic(out / "judgments.jsonl", [j for js in judged for j in js])
-    write_json_atomic(out / "eval.json", result)
+    EvalResult.model_validate(result).write(out / "eval.json")
     return result

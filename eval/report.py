@@ -17,7 +17,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 from markdown_it import MarkdownIt
 
-from critmine.artifacts import CriteriaSet, RunLayout
+from critmine.artifacts import CriteriaSet, EvalResult, RunLayout
 from critmine.eval import report_distil
 from critmine.io import InputError
 
@@ -29,7 +29,7 @@ def _load(run_dir: Path) -> dict:
     criteria = CriteriaSet.read(run.criteria, allow_empty=True).model_dump()
     snaps = run.snapshots()
     preds = run.predictions
-    evals = {name: json.loads(f.read_text()) for name, f in run.evaluations().items()}
+    evals = {name: EvalResult.read(f).model_dump(exclude_unset=True) for name, f in run.evaluations().items()}
     return {"criteria": criteria, "snapshots": [json.loads(f.read_text()) for f in snaps],
             "predictions": [json.loads(x) for x in preds.read_text().splitlines()] if preds.exists() else [],
             "evals": evals, "distil": report_distil.load(run_dir)}

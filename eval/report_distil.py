@@ -6,8 +6,8 @@ import json
 from itertools import islice
 from pathlib import Path
 
-from critmine.artifacts import RunLayout
-from critmine.scorer.output import read_scored
+from critmine.artifacts import JudgeSummary, RunLayout, ScorerMeta, ScoreSummary, SelectSummary
+from critmine.scorer.output import SUCCESS, read_scored
 
 
 def load(run_dir: Path) -> dict:
@@ -16,17 +16,17 @@ def load(run_dir: Path) -> dict:
     run = RunLayout(run_dir)
     judge = run.labelled_parts / "summary.json"
     if judge.exists():
-        d["judge"] = json.loads(judge.read_text())
+        d["judge"] = JudgeSummary.read(judge).model_dump(exclude_unset=True)
     scorer = run.scorer_meta
     if scorer.exists():
-        d["scorer"] = json.loads(scorer.read_text())
+        d["scorer"] = ScorerMeta.read(scorer).model_dump(exclude_unset=True)
     scored = run.scored
-    if (scored / "_SUCCESS").exists():
+    if (scored / SUCCESS).exists():
         d["scores"] = read_scored(scored, columns=["score"])["score"].to_numpy()
-        d["score_summary"] = json.loads((scored / "_SUCCESS").read_text())
+        d["score_summary"] = ScoreSummary.read(scored / SUCCESS).model_dump(exclude_unset=True)
     sel = run.selected_summary
     if sel.exists():
-        d["select"] = json.loads(sel.read_text())
+        d["select"] = SelectSummary.read(sel).model_dump(exclude_unset=True)
         with open(run.selected, encoding="utf-8") as fh:
             kept = [json.loads(x) for x in islice(fh, 200_000)]
         d["kept_scores"] = [k["meta"]["critmine_score"] for k in kept]

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from critmine.artifacts import ScoreSummary
 from critmine.io import InputError, iter_documents, write_json_atomic
 from critmine.records import Document
 from critmine.scorer.model import Scorer, count_tokens
@@ -83,14 +84,14 @@ def default_workers(scorer_dir: Path) -> int:
 
 
 def score_corpus(scorer_dir: str | Path, input_path: str, out_dir: str | Path, *, engine: str = "local",
-                 batch_size: int = 1024, shard_size: int = 20_000, workers: int | None = None) -> dict:
+                 batch_size: int = 1024, shard_size: int = 20_000, workers: int | None = None) -> ScoreSummary:
     scorer_dir, out_dir = Path(scorer_dir), Path(out_dir)
     Scorer.read_meta(scorer_dir)  # fail early on a bad scorer directory (the model loads in the workers)
     if not Path(input_path).exists():
         raise InputError(f"{input_path}: no such file or directory")
     if (out_dir / SUCCESS).exists():
         log.info("%s is complete already", out_dir)
-        return json.loads((out_dir / SUCCESS).read_text())
+        return ScoreSummary.read(out_dir / SUCCESS)
     workers = workers or default_workers(scorer_dir)
     manifest = _manifest(scorer_dir, input_path, shard_size, engine)
     fresh = not out_dir.exists()
@@ -116,7 +117,7 @@ def _first_document(input_path: str) -> None:
 
 
 def _score_local(scorer_dir: Path, input_path: str, out_dir: Path, *, batch_size: int, shard_size: int,
-                 workers: int) -> dict:
+                 workers: int) -> ScoreSummary:
     for stale in out_dir.glob(".part-*.tmp"):  # a shard being written when the run was killed
         stale.unlink()
     done_shards = sorted(out_dir.glob("part-*.parquet"))
@@ -160,11 +161,11 @@ def _score_local(scorer_dir: Path, input_path: str, out_dir: Path, *, batch_size
             _write_shard(out_dir, shard, pending)
             shard += 1
     wall = time.monotonic() - t0
-    summary = {"rows": skip + n, "shards": shard, "scored_now": n, "wall_s": round(time.monotonic() - t_start, 2),
-               "startup_s": round(t0 - t_start, 2), "docs_per_s": round(n / wall, 1) if wall > 0 else None,
-               "engine": "local", "workers": workers}
-    write_json_atomic(out_dir / SUCCESS, summary)
-    log.info("scored %d documents (%d now) in %.1f s: %s docs/s", skip + n, n, wall, summary["docs_per_s"])
+    summary = ScoreSummary(rows=skip + n, shards=shard, scored_now=n, wall_s=round(time.monotonic() - t_start, 2),
+                           startup_s=round(t0 - t_start, 2), docs_per_s=round(n / wall, 1) if wall > 0 else None,
+                           engine="local", workers=workers)
+    summary.write(out_dir / SUCCESS)
+    log.info("scored %d documents (%d now) in %.1f s: %s docs/s", skip + n, n, wall, summary.docs_per_s)
     return summary
 
 

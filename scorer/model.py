@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from critmine.artifacts import ScorerMeta
 from critmine.io import InputError, write_json_atomic
 from critmine.scorer.features import make_features
 from critmine.scorer.reward_model import RewardModel
@@ -52,10 +52,10 @@ class Scorer:
         meta_file = Path(directory) / META_FILE
         if not meta_file.exists():
             raise InputError(f"{directory}: not a scorer directory (no {META_FILE}); train one with `critmine train`")
-        meta = json.loads(meta_file.read_text())
-        if meta.get("format") != FORMAT:
-            raise InputError(f"{meta_file}: unknown scorer format {meta.get('format')!r}")
-        return meta
+        meta = ScorerMeta.read(meta_file)
+        if meta.format != FORMAT:
+            raise InputError(f"{meta_file}: unknown scorer format {meta.format!r}")
+        return meta.model_dump(exclude_unset=True)
 
     @classmethod
     def load(cls, directory: str | Path) -> Scorer:

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from critmine.artifacts import ScoreSummary
 from critmine.io import InputError, write_json_atomic
 from critmine.scorer.model import Scorer, count_tokens
 from critmine.scorer.output import MANIFEST, SUCCESS, remove_own_output
@@ -90,7 +91,7 @@ def read_corpus(input_path: str):
 
 
 def score_with_ray(scorer_dir: Path, input_path: str, out_dir: Path, manifest: dict, *, batch_size: int,
-                   workers: int) -> dict:
+                   workers: int) -> ScoreSummary:
     """Ray Data writes into a fresh temporary directory of its own beside `out_dir`; the shards then move into
     `out_dir` (new, empty, or this command's own from an earlier attempt: the caller checked) as part-NNNNN."""
     import ray
@@ -113,13 +114,13 @@ def score_with_ray(scorer_dir: Path, input_path: str, out_dir: Path, manifest: d
     for i, f in enumerate(files):
         os.replace(f, out_dir / f"part-{i:05d}.parquet")
     shutil.rmtree(tmp)  # our own temporary directory, now empty of results
-    write_json_atomic(out_dir / SUCCESS, summary)
-    log.info("ray: scored %d documents in %.1f s", summary["rows"], summary["wall_s"])
+    summary.write(out_dir / SUCCESS)
+    log.info("ray: scored %d documents in %.1f s", summary.rows, summary.wall_s)
     return summary
 
 
 def _write_scores(scorer_dir: Path, input_path: str, tmp: Path, *, batch_size: int, workers: int,
-                  t0: float) -> dict:
+                  t0: float) -> ScoreSummary:
     import ray
 
     ds = read_corpus(input_path)
@@ -128,8 +129,7 @@ def _write_scores(scorer_dir: Path, input_path: str, tmp: Path, *, batch_size: i
                         compute=ray.data.ActorPoolStrategy(size=max(workers, 1)))
     ds.write_parquet(str(tmp))
     files = sorted(tmp.glob("*.parquet"))
-
     rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
     wall = time.monotonic() - t0
-    return {"rows": rows, "shards": len(files), "scored_now": rows, "wall_s": round(wall, 2),
-            "docs_per_s": round(rows / wall, 1) if wall > 0 else None, "engine": "ray", "workers": workers}
+    return ScoreSummary(rows=rows, shards=len(files), scored_now=rows, wall_s=round(wall, 2),
+                        docs_per_s=round(rows / wall, 1) if wall > 0 else None, engine="ray", workers=workers)

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from critmine.artifacts import summary_of
-from critmine.io import InputError, check_output_file, write_json_atomic, write_jsonl_atomic
+from critmine.artifacts import SelectSummary, summary_of
+from critmine.io import InputError, check_output_file, write_jsonl_atomic
 from critmine.scorer.output import read_scored
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def choose(scores: np.ndarray, tokens: np.ndarray, *, fraction: float | None, bu
 
 
 def select(scored: str | Path, out: str | Path, *, fraction: float | None = None, budget_tokens: int | None = None,
-           tau: float = 1.0, seed: int = 0) -> dict:
+           tau: float = 1.0, seed: int = 0) -> SelectSummary:
     out = Path(out)
     summary_file = summary_of(out)
     check_output_file(out, summary_file, "critmine select")
@@ -71,21 +71,20 @@ def select(scored: str | Path, out: str | Path, *, fraction: float | None = None
                     row += 1
 
     write_jsonl_atomic(out, kept_rows())
-    summary = {"documents": len(scores), "kept": int(mask.sum()), "tokens": int(tokens.sum()),
-               "kept_tokens": int(tokens[mask].sum()), "tau": tau, "seed": seed, "fraction": fraction,
-               "budget_tokens": budget_tokens, "mean_z_kept": float(z[mask].mean()) if mask.any() else None,
-               "min_score_kept": float(scores[mask].min()) if mask.any() else None,
-               "scored": str(scored), "out": str(out)}
-    write_json_atomic(summary_file, summary)
-    log.info("kept %d of %d documents (%d of %d tokens)", summary["kept"], summary["documents"],
-             summary["kept_tokens"], summary["tokens"])
+    summary = SelectSummary(documents=len(scores), kept=int(mask.sum()), tokens=int(tokens.sum()),
+                            kept_tokens=int(tokens[mask].sum()), tau=tau, seed=seed, fraction=fraction,
+                            budget_tokens=budget_tokens, mean_z_kept=float(z[mask].mean()) if mask.any() else None,
+                            min_score_kept=float(scores[mask].min()) if mask.any() else None,
+                            scored=str(scored), out=str(out))
+    summary.write(summary_file)
+    log.info("kept %d of %d documents (%d of %d tokens)", summary.kept, summary.documents, summary.kept_tokens,
+             summary.tokens)
     return summary
 
 
-def describe(summary: dict) -> str:
-    share = summary["kept"] / summary["documents"] if summary["documents"] else 0
-    tok = summary["kept_tokens"] / summary["tokens"] if summary["tokens"] else 0
-    mz = summary["mean_z_kept"]
-    return (f"kept {summary['kept']:,} of {summary['documents']:,} documents ({share:.1%}), "
-            f"{summary['kept_tokens']:,} of {summary['tokens']:,} tokens ({tok:.1%}); "
-            f"mean z of kept {'-' if mz is None else f'{mz:+.2f}'} (tau {summary['tau']}); wrote {summary['out']}")
+def describe(s: SelectSummary) -> str:
+    share = s.kept / s.documents if s.documents else 0
+    tok = s.kept_tokens / s.tokens if s.tokens else 0
+    mz = s.mean_z_kept
+    return (f"kept {s.kept:,} of {s.documents:,} documents ({share:.1%}), {s.kept_tokens:,} of {s.tokens:,} tokens "
+            f"({tok:.1%}); mean z of kept {'-' if mz is None else f'{mz:+.2f}'} (tau {s.tau}); wrote {s.out}")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from critmine.artifacts import ScorerMeta
 from critmine.eval.metrics import agreement_stats
 from critmine.io import InputError, check_output_dir, read_pairs
 from critmine.records import Pair
@@ -51,7 +52,7 @@ def accuracy_on(scorer: Scorer, pairs: list[Pair]) -> dict:
 
 
 def train_scorer(pairs_path: str, out_dir: Path, *, features: str = "hashing", holdout: float = 0.1,
-                 human_pairs: str | None = None, seed: int = 0, c: float | None = None) -> dict:
+                 human_pairs: str | None = None, seed: int = 0, c: float | None = None) -> ScorerMeta:
     if (out_dir / "scorer.json").exists():
         raise InputError(f"{out_dir}: a scorer already exists here; choose another --out")
     check_output_dir(out_dir, "an empty directory for a scorer")
@@ -79,7 +80,7 @@ def train_scorer(pairs_path: str, out_dir: Path, *, features: str = "hashing", h
     tmp.rename(out_dir)
     log.info("scorer (%s) trained on %d pairs in %.1f s; held-out accuracy %s", features, len(train),
              meta["train_s"], meta["holdout"]["accuracy"])
-    return meta
+    return ScorerMeta.model_validate(meta)
 
 
 def _train_into(tmp: Path, pairs_path: str, train: list[Pair], test: list[Pair], human: list[Pair],
@@ -111,15 +112,15 @@ def _train_into(tmp: Path, pairs_path: str, train: list[Pair], test: list[Pair],
     return meta
 
 
-def describe(meta: dict) -> str:
+def describe(meta: ScorerMeta) -> str:
     def row(name: str, s: dict | None) -> str:
         if not s or s.get("accuracy") is None:
             return f"{name:<34}{'-':>7}"
         return f"{name:<34}{s['accuracy']:>7.3f}   [{s['ci_low']:.2f}, {s['ci_high']:.2f}]{s['n_judged']:>6}"
 
-    lines = [f"{'scorer (' + meta['features'] + ')':<34}{'acc':>7}{'95% CI':>15}{'n':>6}",
-             row("training pairs (fit)", meta.get("train_fit")), row("held-out agent labels", meta.get("holdout"))]
-    if "human" in meta:
-        lines.append(row("human labels", meta["human"]))
-    lines.append(f"trained on {meta['n_train']} pairs in {meta['train_s']:.1f} s")
+    lines = [f"{'scorer (' + meta.features + ')':<34}{'acc':>7}{'95% CI':>15}{'n':>6}",
+             row("training pairs (fit)", meta.train_fit), row("held-out agent labels", meta.holdout)]
+    if meta.human is not None:
+        lines.append(row("human labels", meta.human))
+    lines.append(f"trained on {meta.n_train} pairs in {meta.train_s:.1f} s")
     return "\n".join(lines)
