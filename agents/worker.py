@@ -125,8 +125,6 @@ class Worker:
                         progress=None) -> list[Judgment]:
         """Every pair under every criterion, pair-major: at most `concurrency` pairs in flight, each pair's
         requests back to back, so each server slot keeps one pair's prefix cached."""
-        if hasattr(self.client, "chat_batch"):
-            return await self._judge_all_batched(pairs, criteria, phase, progress)
         slots = asyncio.Semaphore(self.client.endpoint.concurrency)
 
         async def one(pair: Pair) -> list[Judgment]:
@@ -138,24 +136,6 @@ class Worker:
 
         results = await asyncio.gather(*(one(p) for p in pairs))
         return [j for js in results for j in js]
-
-    async def _judge_all_batched(self, pairs: Sequence[Pair], criteria: Sequence[Criterion], phase: str,
-                                 progress) -> list[Judgment]:
-        """One batch for an offline engine (no HTTP): every pair × order × criterion, pair-major."""
-        jobs = [(p, c, o) for p in pairs for o in ("ab", "ba") for c in criteria]
-        results = await self.client.chat_batch(
-            [self.build_messages(self.template, p, c, o) for p, c, o in jobs], phase=phase, max_tokens=1,
-            choices=list(LETTERS), top_logprobs=self.top_logprobs)
-        parts = {(p.id, c.name, o): self._order_judgment(p, c, o, r)
-                 for (p, c, o), r in zip(jobs, results, strict=True)}
-        out: list[Judgment] = []
-        for p in pairs:
-            for c in criteria:
-                ab, ba = parts[(p.id, c.name, "ab")], parts[(p.id, c.name, "ba")]
-                out += [ab, ba, self.combine([ab, ba])]
-            if progress is not None:
-                progress.update(1)
-        return out
 
     async def reason(self, pair: Pair, criterion: Criterion, phase: str = "reflect") -> Judgment:
         """Reasoned mode, order ab: the worker's analysis for one pair (used only for wrong cases)."""

@@ -26,7 +26,7 @@ from critmine.artifacts import read_model
 from critmine.defaults import DEFAULT_MODEL, MAX_TEXT_CHARS
 from critmine.io import InputError
 from critmine.llm import Budget
-from critmine.llm.client import RequestPolicy
+from critmine.llm.endpoint import RequestPolicy
 
 ENV_PREFIX = "CRITMINE_"
 DEFAULT_USER_KB = Path("~/.local/share/critmine/criteria.jsonl").expanduser()

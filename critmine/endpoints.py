@@ -10,8 +10,8 @@ from pathlib import Path
 from critmine.config import EndpointConfig
 from critmine.embedded import EmbeddedServer
 from critmine.llm import Budget, Endpoint, LLMClient, ResponseCache, Usage, detect_server_kind
-from critmine.llm.client import ChatBackend
-from critmine.llm.vllm_offline import VllmOfflineClient
+from critmine.llm.transport import HttpTransport, Transport
+from critmine.llm.vllm_offline import VllmOfflineTransport, offline_endpoint
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +39,18 @@ async def worker_client(cfg: EndpointConfig, cache_path: Path, usage: Usage, *, 
     the response cache, all opened once and closed on the way out, whatever happens. The server starts first, so a
     server that cannot start leaves no file behind."""
     cache: ResponseCache | None = None
-    client: ChatBackend | None = None
+    client: LLMClient | None = None
     try:
         with contextlib.ExitStack() as stack:
             if engine == "vllm-offline":
-                cache = ResponseCache(cache_path)
-                client = VllmOfflineClient(cfg.model, usage=usage, cache=cache,
-                                           kv_cache_memory_bytes=kv_cache_memory_bytes)
+                transport: Transport = VllmOfflineTransport(cfg.model, kv_cache_memory_bytes=kv_cache_memory_bytes)
+                endpoint = offline_endpoint(cfg.model, cfg.max_retries)
             else:
                 endpoint = resolve(cfg, stack, {})
-                cache = ResponseCache(cache_path)
-                client = LLMClient(endpoint, usage=usage, cache=cache, budget=budget or Budget(), on_paid=on_paid)
+                transport = HttpTransport(endpoint)
+            cache = ResponseCache(cache_path)
+            client = LLMClient(endpoint, usage=usage, cache=cache, budget=budget or Budget(), on_paid=on_paid,
+                               transport=transport)
             yield client
     finally:
         if client is not None:

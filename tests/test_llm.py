@@ -89,3 +89,74 @@ def test_tolerant_json(text):
 def test_tolerant_json_refuses_garbage():
     with pytest.raises(BadOutput):
         parse_json_tolerant("no json here {")
+
+
+class _Logprob:
+    def __init__(self, token: str, logprob: float):
+        self.decoded_token, self.logprob = token, logprob
+
+
+class _Engine:
+    """Stands in for vllm.LLM: answers A with a letter distribution; records each batch it was given."""
+
+    def __init__(self, no_logprobs_for: str = ""):
+        self.batches: list[int] = []
+        self.no_logprobs_for = no_logprobs_for
+
+    def chat(self, batch, sampling, use_tqdm=False):
+        from types import SimpleNamespace as NS
+
+        self.batches.append(len(batch))
+        outs = []
+        for messages in batch:
+            bare = self.no_logprobs_for and self.no_logprobs_for in messages[-1]["content"]
+            lps = None if bare else [{1: _Logprob("A", -0.2), 2: _Logprob("B", -1.8), 3: _Logprob("N", -3.0)}]
+            outs.append(NS(outputs=[NS(text="A", token_ids=[1], logprobs=lps)], prompt_token_ids=[0] * 20,
+                           num_cached_tokens=8))
+        return outs
+
+
+def _offline(tmp_path, engine: _Engine, **kw) -> tuple[LLMClient, Usage]:
+    from critmine.llm.vllm_offline import VllmOfflineTransport, offline_endpoint
+
+    transport = VllmOfflineTransport.__new__(VllmOfflineTransport)  # no vllm here: the engine is a stand-in
+    transport.llm, transport._pending, transport.sampling = engine, [], lambda params, extra: (params, extra)
+    usage = Usage()
+    tmp_path.mkdir(exist_ok=True)
+    client = LLMClient(offline_endpoint("m"), usage=usage, cache=ResponseCache(tmp_path / "c.sqlite"),
+                       transport=transport, **kw)
+    return client, usage
+
+
+def _verdicts(client: LLMClient, n: int, prefix: str = "q") -> list:
+    async def go():
+        return await asyncio.gather(*(client.chat([{"role": "user", "content": f"{prefix}{i}"}], phase="judge",
+                                                  max_tokens=1, choices=["A", "B", "N"], top_logprobs=3)
+                                      for i in range(n)))
+    return asyncio.run(go())
+
+
+def test_the_offline_engine_gets_one_batch_and_the_same_cache_accounting_and_budget(tmp_path):
+    engine = _Engine()
+    client, usage = _offline(tmp_path, engine)
+    results = _verdicts(client, 12)
+    assert engine.batches == [12]  # every request in flight went to the engine at once
+    assert all(r.top_logprobs[0]["A"] == -0.2 and not r.failed for r in results)
+    stats = usage.phase("judge")
+    assert (stats.calls, stats.prompt_tokens, stats.cached_tokens) == (12, 240, 96)
+    again = _verdicts(client, 12)  # the response cache answers a repeat
+    assert engine.batches == [12] and all(r.cached for r in again) and usage.phase("judge").cached_calls == 12
+    limited, _ = _offline(tmp_path / "b", _Engine(), budget=Budget(max_calls=3))
+    with pytest.raises(BudgetExceeded):
+        _verdicts(limited, 5, prefix="new")
+
+
+def test_an_offline_answer_without_letters_is_retried_counted_and_never_cached(tmp_path):
+    engine = _Engine(no_logprobs_for="bad")
+    client, usage = _offline(tmp_path, engine)
+    ok, bad = _verdicts(client, 1, prefix="fine") + _verdicts(client, 1, prefix="bad")
+    assert not ok.failed and bad.failed
+    stats = usage.phase("judge")
+    assert stats.failures == 1 and stats.retries == 1 and stats.calls == 3  # bad: asked twice (max_retries 1)
+    _verdicts(client, 1, prefix="bad")
+    assert usage.phase("judge").calls == 5  # not cached: a rerun asks again

@@ -70,10 +70,10 @@ def test_server_verdicts_prefer_the_well_written_text_in_both_orders(server_prob
 
 
 def test_offline_batch_gives_the_same_probabilities_as_the_server(server_probs):
-    from critmine.llm.vllm_offline import VllmOfflineClient
+    from critmine.llm.vllm_offline import offline_client
 
     usage = Usage()
-    client = VllmOfflineClient(MODEL, usage=usage, kv_cache_memory_bytes=KV)
+    client = offline_client(MODEL, usage=usage, kv_cache_memory_bytes=KV)
     judgments = asyncio.run(Worker(client).judge_all(PAIRS, CRITERIA))
     offline = _check(judgments)
     assert usage.phase("judge").calls == len(PAIRS) * len(CRITERIA) * 2

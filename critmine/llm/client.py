@@ -9,50 +9,18 @@ import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any
 
 import openai
-from pydantic import BaseModel, Field
 
-from critmine.defaults import DEFAULT_MODEL
 from critmine.errors import RunStopped
 from critmine.llm.adapters import ServerKind, choice_constraint, prompt_cache_hint
 from critmine.llm.cache import ResponseCache, request_key
+from critmine.llm.endpoint import Endpoint
+from critmine.llm.transport import HttpTransport, Transport
 from critmine.llm.usage import Budget, BudgetExceeded, Usage
 
 log = logging.getLogger(__name__)
-
-
-class RequestPolicy(BaseModel):
-    """Which model, and how patiently and how many at a time to ask it."""
-
-    model: str = Field(DEFAULT_MODEL, description="a model the server knows, or an embedded model name / .gguf path")
-    api_key: str = Field("none", exclude=True)
-    timeout_s: float = Field(120.0, description="seconds per request")
-    max_retries: int = Field(4, description="retries of a failed or unusable answer")
-    concurrency: int = Field(1, description="requests in flight per endpoint")
-    backoff_s: float = Field(0.5, description="first retry delay in seconds (doubles)")
-
-
-class Endpoint(RequestPolicy):
-    """A live endpoint: a resolved URL and the server's dialect."""
-
-    base_url: str
-    kind: ServerKind = "openai"
-
-
-class ChatBackend(Protocol):
-    """What the agents ask of a chat backend; the HTTP client (LLMClient) and the in-process vLLM engine
-    (VllmOfflineClient) both provide it."""
-
-    endpoint: Endpoint
-    usage: Usage
-
-    async def chat(self, messages: list[dict], *, phase: str, max_tokens: int = 256, temperature: float = 0.0,
-                   json_schema: dict | None = None, choices: list[str] | None = None, top_logprobs: int | None = None,
-                   parse: Callable[[str], Any] | None = None) -> LLMResult: ...
-
-    async def aclose(self) -> None: ...
 
 
 class BadOutput(Exception):
@@ -176,25 +144,26 @@ def verdict_letters(choices: list[str] | None, top_logprobs: int | None) -> list
 
 
 class LLMClient:
-    """Chat completions against one endpoint, with every concern of calling an LLM kept in this class."""
+    """Chat completions against one endpoint, with every concern of calling an LLM kept in this class: the
+    response cache, accounting, the budget, retries and answer checks, whichever transport carries the request
+    (an HTTP server by default; vllm_offline.VllmOfflineTransport for an in-process engine)."""
 
     def __init__(self, endpoint: Endpoint, *, usage: Usage, cache: ResponseCache | None = None,
                  budget: Budget | None = None, backoff_cap_s: float = 20.0,
-                 on_paid: Callable[[], None] | None = None):
+                 on_paid: Callable[[], None] | None = None, transport: Transport | None = None):
         """`on_paid` runs after every paid call (e.g. to persist usage, so a kill loses no count)."""
         self.endpoint = endpoint
+        self.transport = transport or HttpTransport(endpoint)
         self._on_paid = on_paid or (lambda: None)
         self.usage = usage
         self.cache = cache
         self.budget = budget or Budget()
         self._backoff = (endpoint.backoff_s, backoff_cap_s)
         self._sem = asyncio.Semaphore(endpoint.concurrency)
-        self._client = openai.AsyncOpenAI(base_url=endpoint.base_url, api_key=endpoint.api_key,
-                                          timeout=endpoint.timeout_s, max_retries=0)
         self._logprobs_seen = False  # a verdict answer with top_logprobs came back (the server supports them)
 
     async def aclose(self) -> None:
-        await self._client.close()
+        await self.transport.aclose()
 
     async def chat(self, messages: list[dict], *, phase: str, max_tokens: int = 256, temperature: float = 0.0,
                    json_schema: dict | None = None, choices: list[str] | None = None,
@@ -229,9 +198,7 @@ class LLMClient:
                 stats.calls += 1
                 attempts += 1
                 try:
-                    resp = await self._client.chat.completions.create(
-                        model=self.endpoint.model, messages=cast(Any, messages), extra_body=extra or None, **params)
-                    payload = resp.model_dump() if hasattr(resp, "model_dump") else json.loads(str(resp))
+                    payload = await self.transport.send(messages, params, extra)
                     res = result_from_payload(payload, parse, cached=False, letters=letters)
                 except BudgetExceeded:
                     raise

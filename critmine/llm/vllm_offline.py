@@ -1,29 +1,26 @@
-"""The worker's client interface on an in-process `vllm.LLM`: no HTTP, one fully batched call per round.
+"""An in-process `vllm.LLM` as a transport: no HTTP, and every request in flight in one event-loop turn goes to
+the engine as one batch.
 
-Answers are written to the same response cache, in the same OpenAI format and under the same keys as the vLLM
-server's, so runs resume the same way whichever engine judged.
+The client around it (LLMClient) is the same as for a server: the same response cache, in the same OpenAI format
+and under the same keys as the vLLM server's (runs resume the same way whichever engine judged), the same
+accounting, budget, retries and answer checks.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
-from collections.abc import Callable
 from typing import Any
 
-from critmine.llm.cache import ResponseCache, request_key
-from critmine.llm.client import (
-    BadOutput,
-    Endpoint,
-    LLMResult,
-    payload_tokens,
-    request_params,
-    result_from_payload,
-    verdict_letters,
-)
-from critmine.llm.usage import Usage
+from critmine.llm.cache import ResponseCache
+from critmine.llm.client import LLMClient
+from critmine.llm.endpoint import Endpoint
+from critmine.llm.usage import Budget, Usage
 from critmine.vllm_backend import hf_checkpoint
 
 log = logging.getLogger(__name__)
+OFFLINE_CONCURRENCY = 4096  # requests the client lets in flight: the engine batches them
 
 
 def _payload(out: Any) -> dict:
@@ -42,75 +39,70 @@ def _payload(out: Any) -> dict:
                       "prompt_tokens_details": {"cached_tokens": cached}}}
 
 
-class VllmOfflineClient:
-    """`chat` / `chat_batch` on vllm.LLM(...).chat with SamplingParams(logprobs=k, structured_outputs=...)."""
+def sampling_params(params: dict[str, Any], extra: dict[str, Any]):
+    """vllm.SamplingParams for the OpenAI parameters and vLLM extra_body the client built (request_params)."""
+    from vllm import SamplingParams
+    from vllm.sampling_params import StructuredOutputsParams
 
-    def __init__(self, model: str, *, usage: Usage, cache: ResponseCache | None = None, name: str | None = None,
-                 max_model_len: int = 4096, tensor_parallel_size: int = 1, kv_cache_memory_bytes: int | None = None,
-                 max_logprobs: int = 20):
+    structured = None
+    if choice := (extra.get("structured_outputs") or {}).get("choice"):
+        structured = StructuredOutputsParams(choice=choice)
+    elif fmt := params.get("response_format"):
+        structured = StructuredOutputsParams(json=fmt["json_schema"]["schema"])
+    return SamplingParams(temperature=params.get("temperature", 0.0), max_tokens=params.get("max_tokens", 256),
+                          logprobs=params.get("top_logprobs"), structured_outputs=structured)
+
+
+class VllmOfflineTransport:
+    """Collects the requests sent in one event-loop turn and runs them as batched `llm.chat` calls (one per
+    distinct set of sampling parameters)."""
+
+    def __init__(self, model: str, *, max_model_len: int = 4096, tensor_parallel_size: int = 1,
+                 kv_cache_memory_bytes: int | None = None, max_logprobs: int = 20):
         from vllm import LLM
 
-        self.usage, self.cache = usage, cache
-        self.endpoint = Endpoint(base_url="offline://vllm", model=name or model, kind="vllm")
         extra = {"kv_cache_memory_bytes": kv_cache_memory_bytes} if kv_cache_memory_bytes else {}
         self.llm = LLM(model=str(hf_checkpoint(model)), max_model_len=max_model_len, enable_prefix_caching=True,
                        tensor_parallel_size=tensor_parallel_size, max_logprobs=max_logprobs, **extra)
+        self._pending: list[tuple[list[dict], dict, dict, asyncio.Future]] = []
+        self.sampling = sampling_params
 
-    def _sampling(self, max_tokens: int, temperature: float, json_schema: dict | None, choices: list[str] | None,
-                  top_logprobs: int | None):
-        from vllm import SamplingParams
-        from vllm.sampling_params import StructuredOutputsParams
+    async def send(self, messages: list[dict], params: dict[str, Any], extra: dict[str, Any]) -> dict:
+        future = asyncio.get_running_loop().create_future()
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._pending.append((messages, params, extra, future))
+        return await future
 
-        structured = None
-        if choices:
-            structured = StructuredOutputsParams(choice=choices)
-        elif json_schema is not None:
-            structured = StructuredOutputsParams(json=json_schema)
-        return SamplingParams(temperature=temperature, max_tokens=max_tokens, logprobs=top_logprobs,
-                              structured_outputs=structured)
-
-    async def chat_batch(self, batch: list[list[dict]], *, phase: str, max_tokens: int = 256,
-                         temperature: float = 0.0, json_schema: dict | None = None, choices: list[str] | None = None,
-                         top_logprobs: int | None = None,
-                         parse: Callable[[str], Any] | None = None) -> list[LLMResult]:
-        params, extra = request_params("vllm", max_tokens, temperature, json_schema, choices, top_logprobs)
-        keys = [request_key(self.endpoint.model, m, {**params, **extra}) for m in batch]
-        stats = self.usage.phase(phase)
-        letters = verdict_letters(choices, top_logprobs)
-        payloads: dict[int, dict] = {}
-        for i, k in enumerate(keys):
-            if self.cache is not None and (hit := self.cache.get(k)) is not None:
-                payloads[i] = hit
-                stats.cached_calls += 1
-                stats.replayed_tokens += sum(payload_tokens(hit)[:2])
-        todo = [i for i in range(len(batch)) if i not in payloads]
-        if todo:
-            outs = self.llm.chat([batch[i] for i in todo], self._sampling(max_tokens, temperature, json_schema,
-                                                                          choices, top_logprobs), use_tqdm=False)
-            for i, out in zip(todo, outs, strict=True):
-                payloads[i] = p = _payload(out)
-                stats.calls += 1
-                stats.prompt_tokens += p["usage"]["prompt_tokens"]
-                stats.completion_tokens += p["usage"]["completion_tokens"]
-                stats.cached_tokens += p["usage"]["prompt_tokens_details"]["cached_tokens"]
-        results = []
-        for i in range(len(batch)):
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        groups: dict[str, list[tuple[list[dict], dict, dict, asyncio.Future]]] = {}
+        for item in pending:
+            groups.setdefault(json.dumps([item[1], item[2]], sort_keys=True), []).append(item)
+        for items in groups.values():
             try:
-                results.append(result_from_payload(payloads[i], parse, cached=i not in todo, letters=letters))
-            except BadOutput as e:  # counted, and never cached (a rerun asks again)
-                stats.failures += 1
-                results.append(LLMResult(failed=True, error=str(e)))
-            else:
-                if self.cache is not None and i in todo:
-                    self.cache.put(keys[i], payloads[i])
-        return results
-
-    async def chat(self, messages: list[dict], *, phase: str, max_tokens: int = 256, temperature: float = 0.0,
-                   json_schema: dict | None = None, choices: list[str] | None = None, top_logprobs: int | None = None,
-                   parse: Callable[[str], Any] | None = None) -> LLMResult:
-        return (await self.chat_batch([messages], phase=phase, max_tokens=max_tokens, temperature=temperature,
-                                      json_schema=json_schema, choices=choices, top_logprobs=top_logprobs,
-                                      parse=parse))[0]
+                outs = self.llm.chat([m for m, _, _, _ in items], self.sampling(items[0][1], items[0][2]),
+                                     use_tqdm=False)
+            except Exception as exc:  # noqa: BLE001 - the client classifies and retries
+                for *_, future in items:
+                    future.set_exception(exc)
+                continue
+            for (*_, future), out in zip(items, outs, strict=True):
+                future.set_result(_payload(out))
 
     async def aclose(self) -> None:
         return None
+
+
+def offline_endpoint(model: str, max_retries: int = 1) -> Endpoint:
+    """The endpoint an in-process engine stands for: vLLM's dialect (so cache keys match the vLLM server's), and
+    enough requests in flight for the engine to batch them."""
+    return Endpoint(base_url="offline://vllm", model=model, kind="vllm", concurrency=OFFLINE_CONCURRENCY,
+                    max_retries=max_retries, backoff_s=0.0)
+
+
+def offline_client(model: str, *, usage: Usage, cache: ResponseCache | None = None, budget: Budget | None = None,
+                   max_retries: int = 1, **engine: Any) -> LLMClient:
+    """The one LLM client, on an in-process vLLM engine (`engine`: VllmOfflineTransport's arguments)."""
+    return LLMClient(offline_endpoint(model, max_retries), usage=usage, cache=cache, budget=budget,
+                     transport=VllmOfflineTransport(model, **engine))
