@@ -15,11 +15,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from critmine.artifacts import CriteriaSet
-from critmine.io import InputError, check_output_dir, read_pairs, write_json_atomic, write_jsonl_atomic
+from critmine.io import read_pairs, write_jsonl_atomic
 from critmine.records import Criterion, Judgment, Pair
+from critmine.shards import ShardDir
 
 log = logging.getLogger(__name__)
 MANIFEST, PAIRS, CACHE = "manifest.json", "pairs.jsonl", "llm_cache.sqlite"
+SUMMARY, USAGE = "summary.json", "usage.json"
 
 
 def load_criteria(criteria_file: Path) -> list[Criterion]:
@@ -74,10 +76,13 @@ def digest(items: Sequence[str]) -> str:
 
 
 class ShardStore:
-    """The parts directory beside the output: the pairs to judge, the manifest, and one file per shard."""
+    """The parts directory beside the output: the pairs to judge, the manifest, one file per shard and the summary
+    once complete, under the one resume rule for sharded outputs (critmine.shards)."""
 
     def __init__(self, parts_dir: Path, shard_size: int):
         self.dir, self.shard_size = parts_dir, shard_size
+        self.shards_dir = ShardDir(parts_dir, "the parts directory of a critmine judge run", manifest=MANIFEST,
+                                   done=SUMMARY, shard_glob="shard-*.jsonl", also=(PAIRS, USAGE), keep=(CACHE,))
 
     @staticmethod
     def _manifest(pairs: list[Pair], criteria: list[Criterion], shard_size: int) -> dict:
@@ -87,23 +92,15 @@ class ShardStore:
     def check(self, pairs: list[Pair], criteria: list[Criterion]) -> None:
         """Refuse (InputError) a parts directory that is not a judging run's, or holds one with other inputs;
         writes nothing."""
-        check_output_dir(self.dir, "the parts directory of a critmine judge run", own=(MANIFEST, CACHE))
-        f = self.dir / MANIFEST
-        if f.exists():
-            old, manifest = json.loads(f.read_text()), self._manifest(pairs, criteria, self.shard_size)
-            if old != manifest:
-                changed = ", ".join(k for k in manifest if old.get(k) != manifest[k])
-                raise InputError(f"{self.dir}: holds a judging run with other inputs ({changed} changed); "
-                                 "choose another --out")
+        self.shards_dir.check(self._manifest(pairs, criteria, self.shard_size))
 
     def prepare(self, pairs: list[Pair], criteria: list[Criterion]) -> None:
         """Check, then create the parts directory (the pairs and the manifest) if it is new."""
         self.check(pairs, criteria)
-        if (self.dir / MANIFEST).exists():
-            return
-        self.dir.mkdir(parents=True, exist_ok=True)
-        write_jsonl_atomic(self.dir / PAIRS, pairs)
-        write_json_atomic(self.dir / MANIFEST, self._manifest(pairs, criteria, self.shard_size))
+        if not (self.dir / PAIRS).exists():
+            self.dir.mkdir(parents=True, exist_ok=True)
+            write_jsonl_atomic(self.dir / PAIRS, pairs)  # before the manifest: a resumed run finds its pairs
+        self.shards_dir.open(self._manifest(pairs, criteria, self.shard_size))
 
     def shards(self, pairs: list[Pair]) -> list[list[Pair]]:
         return [pairs[i:i + self.shard_size] for i in range(0, len(pairs), self.shard_size)]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from critmine.agents.annotate import CACHE, MANIFEST, ShardStore, labelled_pairs, load_criteria, shard_record
+from critmine.agents.annotate import CACHE, MANIFEST, USAGE, ShardStore, labelled_pairs, load_criteria, shard_record
 from critmine.agents.annotate_ray import judge_with_ray
 from critmine.agents.worker import Worker
 from critmine.artifacts import JudgeSummary, parts_of
@@ -48,7 +48,7 @@ async def _judge_local(pairs: list[Pair], pending, criteria: list[Criterion], st
                        worker_cfg: EndpointConfig, usage: Usage, engine: str, max_text_chars: int,
                        kv_cache_memory_bytes: int | None) -> int:
     """Judge the pending shards; returns how many shards were left unsealed because a vote failed."""
-    save_usage = lambda: write_json_atomic(store.dir / "usage.json", usage.model_dump())  # noqa: E731
+    save_usage = lambda: write_json_atomic(store.dir / USAGE, usage.model_dump())  # noqa: E731
     total = len(pairs)
     async with worker_client(worker_cfg, store.dir / CACHE, usage, engine=engine,
                              kv_cache_memory_bytes=kv_cache_memory_bytes, on_paid=save_usage) as client:
@@ -84,7 +84,7 @@ def run_judge(criteria_file: Path, out: Path, worker_cfg: EndpointConfig, *, pai
     log.info("judging %d pairs under %d criteria (%s): %d of %d shards to do", len(pairs), len(criteria),
              ", ".join(c.name for c in criteria), len(pending), len(store.shards(pairs)))
     t0 = time.monotonic()
-    usage_file = store.dir / "usage.json"
+    usage_file = store.dir / USAGE
     usage = Usage.model_validate_json(usage_file.read_text()) if usage_file.exists() else Usage()
     before = usage.total()
     unsealed = 0
@@ -112,7 +112,7 @@ def run_judge(criteria_file: Path, out: Path, worker_cfg: EndpointConfig, *, pai
                            prompt_tokens=now.prompt_tokens, calls_this_run=now.calls - before.calls,
                            failed_calls_this_run=failed_now, retries_this_run=now.retries - before.retries,
                            out=str(out))
-    summary.write(store.dir / "summary.json")
+    summary.write(store.shards_dir.done)
     return summary
 
 

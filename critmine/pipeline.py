@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from critmine.agents.annotate import CACHE as JUDGE_CACHE
+from critmine.agents.annotate import ShardStore
 from critmine.artifacts import RunLayout
 from critmine.config import RunCommand
 from critmine.eval.report import write_report
@@ -25,7 +25,7 @@ from critmine.io import check_output_dir, write_json_atomic
 from critmine.judging import run_judge
 from critmine.mine import run_mine
 from critmine.scorer.bulk import score_corpus
-from critmine.scorer.output import SUCCESS, remove_own_output
+from critmine.scorer.output import SUCCESS, scored_dir
 from critmine.scorer.select import select
 from critmine.scorer.train import train_scorer
 
@@ -82,13 +82,12 @@ def reset(run: RunLayout, phase: str) -> None:
         _remove(run.config, run.criteria, run.predictions, run.judgments, run.judgments_parquet, run.checkpoints,
                 run.root / "judgments", run.root / "snapshots")
     elif phase == "judge":
-        parts = run.labelled_parts
-        keep = {JUDGE_CACHE}
-        _remove(run.labelled, *(f for f in (parts.iterdir() if parts.is_dir() else []) if f.name not in keep))
+        _remove(run.labelled)
+        ShardStore(run.labelled_parts, shard_size=1).shards_dir.remove_own()
     elif phase == "train":
         _remove(run.scorer)
     elif phase == "score":
-        remove_own_output(run.scored)
+        scored_dir(run.scored).remove_own()
     elif phase == "select":
         _remove(run.selected, run.selected_summary)
 

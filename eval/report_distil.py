@@ -6,6 +6,7 @@ import json
 from itertools import islice
 from pathlib import Path
 
+from critmine.agents.annotate import SUMMARY
 from critmine.artifacts import JudgeSummary, RunLayout, ScorerMeta, ScoreSummary, SelectSummary
 from critmine.scorer.output import SUCCESS, read_scored
 
@@ -14,7 +15,7 @@ def load(run_dir: Path) -> dict:
     """What `critmine run` left in the run directory (any part may be missing)."""
     d: dict = {}
     run = RunLayout(run_dir)
-    judge = run.labelled_parts / "summary.json"
+    judge = run.labelled_parts / SUMMARY
     if judge.exists():
         d["judge"] = JudgeSummary.read(judge).model_dump(exclude_unset=True)
     scorer = run.scorer_meta

@@ -24,12 +24,13 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from critmine.artifacts import ScoreSummary
-from critmine.io import InputError, iter_documents, write_json_atomic
+from critmine.io import InputError, iter_documents
 from critmine.records import Document
 from critmine.scorer.model import Scorer, count_tokens
-from critmine.scorer.output import MANIFEST, SCHEMA, SUCCESS, check_resume, remove_own_output
+from critmine.scorer.output import SCHEMA, scored_dir
 from critmine.scorer.ray_engine import score_with_ray
 from critmine.servers import die_with_parent
+from critmine.shards import ShardDir
 
 log = logging.getLogger(__name__)
 
@@ -89,25 +90,24 @@ def score_corpus(scorer_dir: str | Path, input_path: str, out_dir: str | Path, *
     Scorer.read_meta(scorer_dir)  # fail early on a bad scorer directory (the model loads in the workers)
     if not Path(input_path).exists():
         raise InputError(f"{input_path}: no such file or directory")
-    if (out_dir / SUCCESS).exists():
-        log.info("%s is complete already", out_dir)
-        return ScoreSummary.read(out_dir / SUCCESS)
-    workers = workers or default_workers(scorer_dir)
+    shards = scored_dir(out_dir)
     manifest = _manifest(scorer_dir, input_path, shard_size, engine)
+    shards.check(manifest)  # the one resume rule: ours, with these inputs and settings, or refused
+    if shards.is_complete():
+        log.info("%s is complete already", out_dir)
+        return ScoreSummary.read(shards.done)
+    workers = workers or default_workers(scorer_dir)
     fresh = not out_dir.exists()
-    if not fresh:
-        check_resume(out_dir, manifest)  # refuses a directory that is not this command's own
     _first_document(input_path)  # an unreadable or empty input fails here, before anything is written
     if engine == "ray":
-        return score_with_ray(scorer_dir, input_path, out_dir, manifest, batch_size=batch_size, workers=workers)
-    out_dir.mkdir(parents=True, exist_ok=True)
+        return score_with_ray(scorer_dir, input_path, shards, manifest, batch_size=batch_size, workers=workers)
     try:
-        write_json_atomic(out_dir / MANIFEST, manifest)
-        return _score_local(scorer_dir, input_path, out_dir, batch_size=batch_size, shard_size=shard_size,
+        shards.open(manifest)
+        return _score_local(scorer_dir, input_path, shards, batch_size=batch_size, shard_size=shard_size,
                             workers=workers)
     except InputError:
         if fresh:  # bad input: leave nothing behind (a resumed run keeps the shards it had)
-            remove_own_output(out_dir)
+            shards.remove_own()
         raise
 
 
@@ -116,11 +116,10 @@ def _first_document(input_path: str) -> None:
         raise InputError(f"{input_path}: no documents")
 
 
-def _score_local(scorer_dir: Path, input_path: str, out_dir: Path, *, batch_size: int, shard_size: int,
+def _score_local(scorer_dir: Path, input_path: str, shards: ShardDir, *, batch_size: int, shard_size: int,
                  workers: int) -> ScoreSummary:
-    for stale in out_dir.glob(".part-*.tmp"):  # a shard being written when the run was killed
-        stale.unlink()
-    done_shards = sorted(out_dir.glob("part-*.parquet"))
+    out_dir = shards.root
+    done_shards = shards.sealed()
     skip = sum(pq.ParquetFile(f).metadata.num_rows for f in done_shards)
     if skip:
         log.info("resuming: %d complete shards (%d documents) kept", len(done_shards), skip)
@@ -164,7 +163,7 @@ def _score_local(scorer_dir: Path, input_path: str, out_dir: Path, *, batch_size
     summary = ScoreSummary(rows=skip + n, shards=shard, scored_now=n, wall_s=round(time.monotonic() - t_start, 2),
                            startup_s=round(t0 - t_start, 2), docs_per_s=round(n / wall, 1) if wall > 0 else None,
                            engine="local", workers=workers)
-    summary.write(out_dir / SUCCESS)
+    summary.write(shards.done)
     log.info("scored %d documents (%d now) in %.1f s: %s docs/s", skip + n, n, wall, summary.docs_per_s)
     return summary
 

@@ -20,9 +20,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from critmine.artifacts import ScoreSummary
-from critmine.io import InputError, write_json_atomic
+from critmine.io import InputError
 from critmine.scorer.model import Scorer, count_tokens
-from critmine.scorer.output import MANIFEST, SUCCESS, remove_own_output
+from critmine.shards import ShardDir
 
 log = logging.getLogger(__name__)
 
@@ -90,12 +90,13 @@ def read_corpus(input_path: str):
     return ds
 
 
-def score_with_ray(scorer_dir: Path, input_path: str, out_dir: Path, manifest: dict, *, batch_size: int,
+def score_with_ray(scorer_dir: Path, input_path: str, shards: ShardDir, manifest: dict, *, batch_size: int,
                    workers: int) -> ScoreSummary:
-    """Ray Data writes into a fresh temporary directory of its own beside `out_dir`; the shards then move into
-    `out_dir` (new, empty, or this command's own from an earlier attempt: the caller checked) as part-NNNNN."""
+    """Ray Data writes into a fresh temporary directory of its own beside the output; the shards then move into
+    it (new, empty, or this command's own from an earlier attempt: the caller checked) as part-NNNNN."""
     import ray
 
+    out_dir = shards.root
     t0 = time.monotonic()
     init_ray(max(workers, 1))
     ray.data.DataContext.get_current().execution_options.preserve_order = True
@@ -107,14 +108,12 @@ def score_with_ray(scorer_dir: Path, input_path: str, out_dir: Path, manifest: d
         shutil.rmtree(tmp, ignore_errors=True)  # our own temporary directory
         raise
     files = sorted(tmp.glob("*.parquet"))
-    if out_dir.exists():
-        remove_own_output(out_dir)  # an earlier attempt's shards (ours: the caller checked the manifest)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out_dir / MANIFEST, manifest)
+    shards.remove_own()  # an earlier attempt's shards (ours: the caller checked the manifest)
+    shards.open(manifest)
     for i, f in enumerate(files):
         os.replace(f, out_dir / f"part-{i:05d}.parquet")
     shutil.rmtree(tmp)  # our own temporary directory, now empty of results
-    summary.write(out_dir / SUCCESS)
+    summary.write(shards.done)
     log.info("ray: scored %d documents in %.1f s", summary.rows, summary.wall_s)
     return summary
 

@@ -90,7 +90,7 @@ ALL_FAULTS = {"http500", "timeout", "garbage", "empty", "no_logprobs", "non_lett
 
 def _faulty_mine(url: str, seeds: Path, out: Path, retries: int, *extra: str) -> int:
     return main(["mine", "--pairs", str(seeds), "--out", str(out), "--base-url", url, "--model", "fake",
-                 "--n-criteria", "4", "--no-kb", "--retry-backoff", "0.01", "--timeout", "0.5",
+                 "--n-criteria", "4", "--no-kb", "--retry-backoff", "0.01", "--timeout", "1.0",
                  "--max-retries", str(retries), *extra])
 
 
