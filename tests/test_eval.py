@@ -133,7 +133,7 @@ def test_benchmark_table_has_flow_scorer_and_baselines(fake, tmp_path):
 
     make_corpus(tmp_path / "corpus.jsonl")  # distinct lengths: the fake's rule decides every corpus pair
     root = Path(__file__).resolve().parents[1]
-    cmd = [sys.executable, str(root / "eval" / "benchmark.py"), "--pairs-dir", str(d), "--work",
+    cmd = [sys.executable, str(root / "eval" / "benchmarks" / "benchmark.py"), "--pairs-dir", str(d), "--work",
            str(tmp_path / "work"), "--base-url", fake.base_url, "--model", "fake", "--kb-max-candidates", "0",
            "--baselines", "length,random", "--scorer-pairs", "40", "--scorer-corpus", str(tmp_path / "corpus.jsonl")]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)

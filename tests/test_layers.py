@@ -17,8 +17,8 @@ BASE = {"critmine", "critmine.defaults", "critmine.records", "critmine.artifacts
         "critmine.sampling", "critmine.logs", "critmine.shards"}
 BASE_PACKAGES = ("critmine.llm", "critmine.prompts")
 APPLICATION = {"critmine.cli", "critmine.mine", "critmine.judging",
-               "critmine.pipeline", "critmine.label_app", "critmine.labels", "critmine.eval.benchmark",
-               "critmine.eval.bench_backend", "critmine.eval.bench_scorer"}
+               "critmine.pipeline", "critmine.label_app", "critmine.labels"}
+APPLICATION_PACKAGES = ("critmine.eval.benchmarks",)
 
 
 def modules() -> dict[str, Path]:
@@ -50,7 +50,7 @@ def import_graph() -> dict[str, set[str]]:
 def layer(name: str) -> int:
     if name in BASE or name.startswith(BASE_PACKAGES):
         return 0
-    return 2 if name in APPLICATION else 1
+    return 2 if name in APPLICATION or name.startswith(APPLICATION_PACKAGES) else 1
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:

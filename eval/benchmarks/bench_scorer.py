@@ -4,7 +4,7 @@ corpus sizes, and the cost of one scorer call against one LLM verdict on the emb
 The corpus is scaled up by repeating the bundled documents under new ids. Each scoring run is a separate
 `critmine score` process; its peak RSS is sampled over the whole process tree (the command and its workers).
 
-    python eval/bench_scorer.py [--corpus data/corpus/documents.jsonl] [--pairs LABELLED.jsonl]
+    python eval/benchmarks/bench_scorer.py [--corpus data/corpus/documents.jsonl] [--pairs LABELLED.jsonl]
         [--sizes 10000,100000] [--features hashing,minilm] [--llm-calls 12] [--out FILE.json]
 """
 

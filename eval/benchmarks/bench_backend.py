@@ -5,7 +5,8 @@
 Prints the server's prefill speed (prompt tokens/s on one uncached ~600-token prompt, llama.cpp's own timing), then
 wall time, judgments/s, prompt tokens sent and computed, output tokens, accuracy vs human labels, ratios.
 
-    python eval/bench_backend.py [--pairs data/argument/dev.jsonl] [--n-pairs 10] [--base-url URL] [--out FILE]
+    python eval/benchmarks/bench_backend.py [--pairs data/argument/dev.jsonl] [--n-pairs 10] [--base-url URL]
+                                            [--out FILE]
         [--llama-server PATH]   # compare llama.cpp builds (e.g. portable vs native) on the same model
 """
 
