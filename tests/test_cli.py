@@ -102,3 +102,18 @@ def test_unknown_options_and_commands_exit_2(capsys):
     assert e.value.code == 2 and "unrecognized arguments: --colour 3" in capsys.readouterr().err
     assert main(["frobnicate"]) == 2
     assert "usage: critmine COMMAND" in capsys.readouterr().err
+
+
+def test_mine_runs_from_the_environment_and_a_config_file(fake, seeds, tmp_path, monkeypatch):
+    config = tmp_path / "run.toml"
+    config.write_text('n_criteria = 4\nno_kb = true\nretry_backoff = 0.01\niterations = 1\n')
+    monkeypatch.setenv("CRITMINE_BASE_URL", fake.base_url)
+    monkeypatch.setenv("CRITMINE_MODEL", "fake")
+    monkeypatch.setenv("CRITMINE_API_KEY", "secret-from-env")
+    out = tmp_path / "run"
+    assert main(["mine", "--pairs", str(seeds), "--out", str(out), "--config", str(config)]) == 0
+    saved = MineConfig.read(out / "config.json")
+    assert (saved.worker.model, saved.worker.base_url, saved.n_criteria, saved.no_kb, saved.iterations) == (
+        "fake", fake.base_url, 4, True, 1)
+    assert "secret-from-env" not in (out / "config.json").read_text()  # secrets are never written
+    assert {r["model"] for r in fake.requests} == {"fake"}
