@@ -70,6 +70,13 @@ def matching(entries: list[KBEntry], *, domain: str | None = None, text: str | N
             and (not needle or needle in e.name or needle in e.description.lower())]
 
 
+def describe(shown: list[KBEntry], *, of: int) -> str:
+    """A listing: name, measured accuracy, domains and source, then the description; and how many of `of`."""
+    return "".join(f"{e.name:<34}{'   -' if e.accuracy is None else f'{e.accuracy:.2f}':>6}  "
+                   f"{','.join(e.domains):<28} {e.source}\n    {e.description}\n" for e in shown) + \
+        f"{len(shown)} of {of} criteria"
+
+
 def words(text: str) -> list[str]:
     return [w for w in re.findall(r"[a-z]+", text.lower()) if w not in _STOP and len(w) > 2]
 

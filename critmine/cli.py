@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from critmine import config as c
 from critmine.agents import knowledge
@@ -25,8 +26,7 @@ from critmine.errors import RunStopped
 from critmine.eval.evaluate import run_eval, run_scorer_eval, table
 from critmine.eval.report import write_report
 from critmine.io import InputError, iter_documents, read_pairs, write_jsonl_atomic
-from critmine.judging import describe as describe_labels
-from critmine.judging import run_judge
+from critmine.judging import describe as describe_labels, run_judge
 from critmine.label_app import serve
 from critmine.labels import LabelLog, export, log_path, stats
 from critmine.llm import BudgetExceeded, Usage
@@ -35,10 +35,8 @@ from critmine.mine import run_mine, summary_table
 from critmine.pipeline import run_all
 from critmine.sampling import sample_pairs
 from critmine.scorer.bulk import score_corpus
-from critmine.scorer.select import describe as describe_selection
-from critmine.scorer.select import select
-from critmine.scorer.train import describe as describe_scorer
-from critmine.scorer.train import train_scorer
+from critmine.scorer.select import describe as describe_selection, select
+from critmine.scorer.train import describe as describe_scorer, train_scorer
 from critmine.vllm_backend import VllmServer
 
 log = logging.getLogger("critmine")
@@ -102,10 +100,7 @@ def kb_add(s: c.KbAddCommand) -> str:
 
 def kb_list(s: c.KbListCommand) -> str:
     entries = knowledge.load_all(s.kb)
-    shown = knowledge.matching(entries, domain=s.domain, text=s.search)
-    return "".join(f"{e.name:<34}{'   -' if e.accuracy is None else f'{e.accuracy:.2f}':>6}  "
-                   f"{','.join(e.domains):<28} {e.source}\n    {e.description}\n"
-                   for e in shown) + f"{len(shown)} of {len(entries)} criteria"
+    return knowledge.describe(knowledge.matching(entries, domain=s.domain, text=s.search), of=len(entries))
 
 
 def report(s: c.ReportCommand) -> str:
@@ -194,18 +189,18 @@ def _terminate(signum, frame) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    setup_logging("-v" in argv or "--verbose" in argv)
+    verbose = "-v" in argv or "--verbose" in argv
+    setup_logging(verbose)
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None  # SIGTERM cleans up like Ctrl-C
     try:
-        return _run(argv)
+        return _run(argv, verbose)
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
 
 
-def _run(argv: list[str]) -> int:
-    verbose = "-v" in argv or "--verbose" in argv
+def _run(argv: list[str], verbose: bool) -> int:
     try:
         settings, handler = parse(argv)
         result = handler(settings)
@@ -218,6 +213,9 @@ def _run(argv: list[str]) -> int:
         log.error("invalid settings: %s", "; ".join(
             ": ".join(filter(None, [".".join(map(str, err["loc"])), err["msg"].removeprefix("Value error, ")]))
             for err in e.errors()))
+        return EXIT_INPUT
+    except SettingsError as e:  # a CRITMINE_* value that does not parse
+        log.error("invalid settings: %s (a list in a variable is JSON, e.g. '[\"a\", \"b\"]')", e)
         return EXIT_INPUT
     except RunStopped as e:  # one line: what failed, what to do
         log.error("%s", e)

