@@ -1,14 +1,15 @@
 """Benchmark: ways of judging, same server, same model, same pairs × criteria, in one run.
 
 (a) CritiQ-style (with --critiq): criterion first, reasoned JSON (analysis of A and B, thought, verdict), one order.
-(b) critmine before: one verdict token + logprobs, both orders, pair-major; the question after the criterion.
-(c) critmine now (the default prompt): the same, with the instructions in the system prompt, so a verdict's own
-    suffix is only its criterion.
+(b) critmine before: one verdict token + logprobs, both orders, pair-major; the whole question after the criterion.
+(c) the same, with the instructions in the system prompt, so a verdict's own suffix is only its criterion.
+(d) critmine now (the default prompt): the letters explained in the system prompt, a short question after the
+    criterion.
 Prints the server's prefill speed (prompt tokens/s on one uncached ~600-token prompt, llama.cpp's own timing), then
 per method: wall time, judgments/s (pair × criterion), prompt tokens computed per verdict request and its ratio to
 the floor (each order's texts computed once, each criterion's own words once per order, one output token per
 verdict; counted with llama.cpp's tokenizer), accuracy of each criterion's verdict against the human label, and a
-paired comparison of (c) with (b) on the same pair × criterion.
+paired comparison of each with (b) on the same pair × criterion.
 
     python eval/benchmarks/bench_backend.py [--pairs data/argument/dev.jsonl,data/forum/dev.jsonl] [--n-pairs 20]
         [--base-url URL] [--critiq] [--out FILE]
@@ -45,7 +46,8 @@ CRITERIA = [
     Criterion(name="specificity", description="Prefer the text that gives concrete details rather than generalities."),
 ]
 TEMPLATES = {"(b) verdict, question last (before)": "worker_verdict_question_last.j2",
-             "(c) verdict, criterion last (now)": "worker_verdict.j2"}
+             "(c) instructions in system only": "worker_verdict_system.j2",
+             "(d) verdict, short cue (the default)": "worker_verdict.j2"}
 CRITIQ_SCHEMA = {"title": "critiq_verdict", "type": "object", "additionalProperties": False,
                  "required": ["analysis_a", "analysis_b", "thought", "verdict"],
                  "properties": {"analysis_a": {"type": "string", "maxLength": 400},
@@ -99,29 +101,42 @@ def n_tokens(base_url: str, messages: list[dict] | str) -> int:
     return len(httpx.post(f"{root}/tokenize", json={"content": text}, timeout=60).json()["tokens"])
 
 
+def common_prefix(base_url: str, prompts: list[list[dict]]) -> int:
+    """Tokens at the start of every prompt (the server's prefix cache computes them once)."""
+    root = base_url.removesuffix("/v1")
+    seqs = [httpx.post(f"{root}/tokenize", json={"content": httpx.post(f"{root}/apply-template", json={
+        "messages": m}, timeout=60).json()["prompt"]}, timeout=60).json()["tokens"] for m in prompts]
+    n = 0
+    while all(len(q) > n and q[n] == seqs[0][n] for q in seqs):
+        n += 1
+    return n
+
+
 def floor_per_request(base_url: str, worker: Worker, pairs, criteria) -> float:
     """The physical limit, per verdict request: for each pair and order, the prompt without its criterion computed
     once, each criterion's own words once, and one output token per verdict."""
     own = {c.name: n_tokens(base_url, f'Criterion "{c.name}": {c.description}') for c in criteria}
-    total = 0
+    common = common_prefix(base_url, [worker.build_messages(worker.template, p, criteria[0], "ab") for p in pairs[:2]])
+    total = common  # the prefix every request shares (system prompt): once for the whole run
     for p in pairs:
         for order in ("ab", "ba"):
             first = criteria[0]
             shared = n_tokens(base_url, worker.build_messages(worker.template, p, first, order)) - own[first.name]
-            total += shared + sum(own.values()) + len(criteria)
+            total += shared - common + sum(own.values()) + len(criteria)
     return total / (len(pairs) * 2 * len(criteria))
 
 
-def paired(before: list[bool], after: list[bool]) -> dict:
+def paired(base: list[bool], other: list[bool]) -> dict:
     """Where two methods disagree in correctness on the same pair × criterion; exact two-sided sign-test p."""
-    wins, losses = sum(a and not b for b, a in zip(before, after, strict=True)), sum(
-        b and not a for b, a in zip(before, after, strict=True))
+    wins, losses = sum(o and not b for b, o in zip(base, other, strict=True)), sum(
+        b and not o for b, o in zip(base, other, strict=True))
     n = wins + losses
     p = min(1.0, 2 * sum(math.comb(n, k) for k in range(min(wins, losses) + 1)) / 2**n) if n else 1.0
-    return {"now_right_before_wrong": wins, "before_right_now_wrong": losses, "sign_test_p": p}
+    return {"right_where_b_wrong": wins, "wrong_where_b_right": losses, "sign_test_p": round(p, 4)}
 
 
-async def bench(base_url: str, kind: str, model: str, pairs, criteria, max_chars: int, critiq: bool) -> list[dict]:
+async def bench(base_url: str, kind: str, model: str, pairs, criteria, max_chars: int, critiq: bool,
+                methods: str = "b,c,d") -> list[dict]:
     usage = Usage()  # no response cache: every judgment is paid for
     client = LLMClient(Endpoint(base_url=base_url, model=model, kind=kind, timeout_s=600), usage=usage)
     n = len(pairs) * len(criteria)
@@ -133,6 +148,8 @@ async def bench(base_url: str, kind: str, model: str, pairs, criteria, max_chars
             a = await critiq_style(client, pairs, criteria, max_chars)
             rows.append(row("(a) CritiQ-style reasoned", usage.phase("critiq"), time.monotonic() - t0, n, a))
         for name, template in TEMPLATES.items():
+            if name[1] not in methods and name[1] != "b":
+                continue
             worker = Worker(client, max_text_chars=max_chars, template=template)
             floor = floor_per_request(base_url, worker, pairs, criteria) if kind == "llamacpp" else None
             t0 = time.monotonic()
@@ -150,6 +167,7 @@ def main() -> None:
                     help="comma-separated pairs files; --n-pairs are drawn from each")
     ap.add_argument("--n-pairs", type=int, default=20)
     ap.add_argument("--critiq", action="store_true", help="also run CritiQ-style reasoned judging (slow)")
+    ap.add_argument("--methods", default="b,c,d", help="which verdict prompts to run (b is always run)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--base-url")
     ap.add_argument("--model", default=DEFAULT_MODEL)
@@ -167,7 +185,8 @@ def main() -> None:
             server = EmbeddedServer(args.model, binary=args.llama_server)
             base_url, kind = stack.enter_context(server).base_url, "llamacpp"
         prefill = prefill_tokens_per_s(base_url, args.model)
-        rows = asyncio.run(bench(base_url, kind, args.model, pairs, CRITERIA, args.max_text_chars, args.critiq))
+        rows = asyncio.run(bench(base_url, kind, args.model, pairs, CRITERIA, args.max_text_chars, args.critiq,
+                                 args.methods))
     cols = ["wall_s", "judgments_per_s", "computed_per_request", "floor_per_request", "ratio_to_floor",
             "output_tokens", "accuracy", "coverage"]
     print(f"{len(pairs)} pairs ({args.pairs}) × {len(CRITERIA)} criteria, model {args.model}, "
@@ -177,16 +196,18 @@ def main() -> None:
     for r in rows:
         print(f"{r['method']:<38}" + "".join(f"{r[c]:>21.3f}" if isinstance(r[c], float) else f"{r[c]!s:>21}"
                                               for c in cols))
-    before, now = rows[-2], rows[-1]
-    ratios = {"speed-up now/before (judgments/s)": now["judgments_per_s"] / before["judgments_per_s"],
-              "computed prompt tokens before/now": before["prompt_tokens_computed"] / max(1,
-                                                                                        now["prompt_tokens_computed"])}
-    if len(rows) == 3:
-        ratios["speed-up now/CritiQ-style (wall)"] = rows[0]["wall_s"] / now["wall_s"]
+    base = next(r for r in rows if r["method"].startswith("(b)"))
+    ratios, comparison = {}, {}
+    for r in rows:
+        if r is base:
+            continue
+        ratios[f"{r['method'][:3]} speed-up over (b) (judgments/s)"] = r["judgments_per_s"] / base["judgments_per_s"]
+        if "correct" in r and len(r["correct"]) == len(base["correct"]) and not r["method"].startswith("(a)"):
+            comparison[r["method"][:3]] = paired(base["correct"], r["correct"])
     for k, v in ratios.items():
         print(f"{k}: {v:.2f}x")
-    comparison = paired(before["correct"], now["correct"])
-    print(f"paired, same pair × criterion: {comparison}")
+    for k, v in comparison.items():
+        print(f"paired with (b), same pair × criterion, {k}: {v}")
     if args.out:
         write_json_atomic(args.out, {"rows": rows, "ratios": ratios, "paired": comparison,
                                      "prefill_tokens_per_s": prefill, "llama_server": args.llama_server})
