@@ -7,6 +7,7 @@ PY=${1:-.venv/bin/python}
 RUN=${2:-runs/demo}
 rm -rf "$RUN"
 phase() { local name=$1; shift; local t0=$SECONDS; "$@"; echo "[demo] $name took $((SECONDS - t0)) s"; }
+echo "[demo] $("$PY" eval/benchmarks/bench_backend.py --prefill-only)"  # timings below depend on it
 phase "run: mine 30 seed pairs, judge 60 corpus pairs, train, score 2,152 docs, select 30%" \
     "$PY" -m critmine.cli run --pairs data/argument/seed.jsonl --corpus data/corpus/documents.jsonl --out "$RUN" \
     --n-criteria 6 --iterations 2 --kb-domains argument,fluency --kb-max-candidates 8 \

@@ -167,6 +167,7 @@ def main() -> None:
                     help="comma-separated pairs files; --n-pairs are drawn from each")
     ap.add_argument("--n-pairs", type=int, default=20)
     ap.add_argument("--critiq", action="store_true", help="also run CritiQ-style reasoned judging (slow)")
+    ap.add_argument("--prefill-only", action="store_true", help="only print the server's prompt tokens/s")
     ap.add_argument("--methods", default="b,c,d", help="which verdict prompts to run (b is always run)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--base-url")
@@ -185,6 +186,10 @@ def main() -> None:
             server = EmbeddedServer(args.model, binary=args.llama_server)
             base_url, kind = stack.enter_context(server).base_url, "llamacpp"
         prefill = prefill_tokens_per_s(base_url, args.model)
+        if args.prefill_only:
+            print(f"this machine: {'-' if prefill is None else f'{prefill:.0f}'} prompt tokens/s ({args.model}, "
+                  f"{'embedded llama.cpp' if not args.base_url else base_url}; one uncached ~600-token prompt)")
+            return
         rows = asyncio.run(bench(base_url, kind, args.model, pairs, CRITERIA, args.max_text_chars, args.critiq,
                                  args.methods))
     cols = ["wall_s", "judgments_per_s", "computed_per_request", "floor_per_request", "ratio_to_floor",
