@@ -124,12 +124,14 @@ class ConfigFileSource(PydanticBaseSettingsSource):
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        path = next((s()["config"] for s in self.named_by if s().get("config")), None)
+        path = next((found for s in self.named_by if (found := s().get("config"))), None)
         return read_config_file(Path(path)) if path else {}
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
     """A settings file: TOML (.toml) or YAML (.yaml, .yml); one line naming the file when it cannot be read."""
+    if path.suffix not in (".toml", ".yaml", ".yml"):
+        raise InputError(f"{path}: a config file must be .toml, .yaml or .yml")
     try:
         text = path.read_text(encoding="utf-8")
         data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
@@ -138,8 +140,6 @@ def read_config_file(path: Path) -> dict[str, Any]:
     except (tomllib.TOMLDecodeError, yaml.YAMLError, UnicodeDecodeError) as e:
         raise InputError(f"{path}: not a valid {path.suffix.lstrip('.').upper() or 'YAML'} file: "
                          f"{str(e).splitlines()[0]}") from None
-    if path.suffix not in (".toml", ".yaml", ".yml"):
-        raise InputError(f"{path}: a config file must be .toml, .yaml or .yml")
     if not isinstance(data, dict):
         raise InputError(f"{path}: a config file holds a table of settings")
     return {k.replace("-", "_"): v for k, v in data.items()}
