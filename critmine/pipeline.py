@@ -33,15 +33,13 @@ log = logging.getLogger(__name__)
 PHASES = ("mine", "judge", "train", "score", "select")
 
 
-def file_digest(path: str) -> str:
+def file_identity(path: str) -> str:
+    """A file as a phase sees it, cheaply (a corpus may be large): its path, size and modification time."""
     p = Path(path)
     if not p.is_file():
-        return path  # a saved dataset or a URL: named, not hashed
-    h = hashlib.sha256()
-    with p.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return path  # a saved dataset or a URL: named
+    st = p.stat()
+    return f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}"
 
 
 def phase_settings(s: RunCommand) -> dict[str, dict[str, Any]]:
@@ -50,11 +48,11 @@ def phase_settings(s: RunCommand) -> dict[str, dict[str, Any]]:
     return {
         "mine": {**mine.model_dump(include=set(type(mine).model_fields) - {"out", "budget", "manager", "worker",
                                                                            "seeds_sha256"}),
-                 "seeds": file_digest(s.pairs), "models": [mine.manager.model, mine.worker.model]},
-        "judge": {"corpus": file_digest(s.corpus), "n_pairs": s.n_pairs, "group_by": s.group_by,
+                 "seeds": file_identity(s.pairs), "models": [mine.manager.model, mine.worker.model]},
+        "judge": {"corpus": file_identity(s.corpus), "n_pairs": s.n_pairs, "group_by": s.group_by,
                   "min_confidence": s.min_confidence, "seed": s.seed, "max_text_chars": s.max_text_chars},
         "train": {"features": s.features, "holdout": s.holdout, "human_pairs": s.human_pairs, "seed": s.seed},
-        "score": {"corpus": file_digest(s.corpus)},
+        "score": {"corpus": file_identity(s.corpus)},
         "select": {"fraction": s.fraction, "budget_tokens": s.budget_tokens, "tau": s.tau, "seed": s.seed},
     }
 
