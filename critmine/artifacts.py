@@ -159,6 +159,21 @@ class EvalResult(Artifact):
     injection: dict[str, Any] | None = None
 
 
+class PhaseRecord(BaseModel):
+    fingerprint: str = Field(description="hash of the phase's settings and of the previous phase's fingerprint")
+    done: bool
+    settings: dict[str, Any]
+
+
+class RunRecord(Artifact):
+    """run.json of `critmine run`: its settings, each phase's record, and where the outputs are."""
+
+    what: ClassVar[str] = "run.json of `critmine run`"
+    settings: dict[str, Any] = Field(default_factory=dict)
+    phases: dict[str, PhaseRecord] = Field(default_factory=dict, description="absent in runs before fingerprints")
+    outputs: dict[str, str] = Field(default_factory=dict)
+
+
 class CriteriaSet(BaseModel):
     """criteria.json of a mining run."""
 

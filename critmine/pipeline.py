@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from critmine.agents.annotate import ShardStore
-from critmine.artifacts import RunLayout
+from critmine.artifacts import PhaseRecord, RunLayout, RunRecord
 from critmine.config import RunCommand
 from critmine.eval.report import write_report
-from critmine.io import check_output_dir, write_json_atomic
+from critmine.io import check_output_dir
 from critmine.judging import run_judge
 from critmine.mine import run_mine
 from critmine.scorer.bulk import score_corpus
@@ -111,32 +111,33 @@ def run_all(s: RunCommand) -> dict:
     }
     settings = phase_settings(s)
     prints = fingerprints(settings)
-    record = json.loads(run.run.read_text()).get("phases", {}) if run.run.exists() else {}
+    record = RunRecord.read(run.run).phases if run.run.exists() else {}
     rerun_upstream = False
     for name in PHASES:
         before = record.get(name)
         if before is None and finished[name].exists() and not rerun_upstream:
             log.info("phase %s: done already (adopted: no recorded settings)", name)
-        elif before is not None and before["fingerprint"] == prints[name] and before["done"] \
+        elif before is not None and before.fingerprint == prints[name] and before.done \
                 and finished[name].exists() and not rerun_upstream:
             log.info("phase %s: done already", name)
         else:
-            if before is not None and before["fingerprint"] != prints[name]:
+            if before is not None and before.fingerprint != prints[name]:
                 log.info("phase %s: its settings or an earlier phase changed; running it again", name)
                 reset(run, name)
             elif rerun_upstream:
                 reset(run, name)
             log.info("phase %s", name)
-            record[name] = {"fingerprint": prints[name], "done": False, "settings": settings[name]}
-            _save(run, s, record, outputs) if run.root.exists() else None
+            record[name] = PhaseRecord(fingerprint=prints[name], done=False, settings=settings[name])
+            if run.root.exists():  # a new run's directory is created by its first phase (mine checks it is new)
+                _save(run, s, record, outputs)
             steps[name]()
             rerun_upstream = True
-        record[name] = {"fingerprint": prints[name], "done": True, "settings": settings[name]}
+        record[name] = PhaseRecord(fingerprint=prints[name], done=True, settings=settings[name])
         _save(run, s, record, outputs)
     _, page = write_report(run.root)
     return {"report": str(page), **{k: str(v) for k, v in outputs.items()}}
 
 
-def _save(run: RunLayout, s: RunCommand, record: dict, outputs: dict[str, Path]) -> None:
-    write_json_atomic(run.run, {"settings": s.model_dump(mode="json", exclude={"verbose", "config"}),
-                                "phases": record, "outputs": {k: str(v) for k, v in outputs.items()}})
+def _save(run: RunLayout, s: RunCommand, record: dict[str, PhaseRecord], outputs: dict[str, Path]) -> None:
+    RunRecord(settings=s.model_dump(mode="json", exclude={"verbose", "config"}), phases=record,
+              outputs={k: str(v) for k, v in outputs.items()}).write(run.run)

@@ -6,17 +6,18 @@ import json
 
 import pytest
 
-from critmine.artifacts import EvalResult, JudgeSummary, ScorerMeta, ScoreSummary, SelectSummary
+from critmine.artifacts import EvalResult, JudgeSummary, RunRecord, ScorerMeta, ScoreSummary, SelectSummary
 from critmine.config import MineConfig
 from critmine.io import InputError
 
 
-@pytest.mark.parametrize("model", [ScorerMeta, JudgeSummary, ScoreSummary, SelectSummary, EvalResult, MineConfig])
+@pytest.mark.parametrize("model", [ScorerMeta, JudgeSummary, ScoreSummary, SelectSummary, EvalResult, MineConfig,
+                                   RunRecord])
 def test_a_missing_or_broken_artifact_is_one_line_naming_the_file(tmp_path, model):
     f = tmp_path / "x.json"
     with pytest.raises(InputError, match=f"^{f}: no such"):
         model.read(f)
-    for text in ("{not json", '{"rows": "many"}', "[]"):
+    for text in ("{not json", '{"rows": "many", "settings": 3, "phases": 3}', "[]"):
         f.write_text(text)
         with pytest.raises(InputError) as e:
             model.read(f)
