@@ -97,9 +97,9 @@ class ShardStore:
     def prepare(self, pairs: list[Pair], criteria: list[Criterion]) -> None:
         """Check, then create the parts directory (the pairs and the manifest) if it is new."""
         self.check(pairs, criteria)
-        if not (self.dir / PAIRS).exists():
+        if not self.shards_dir.manifest.exists():  # new: the pairs first, then the manifest that seals them
             self.dir.mkdir(parents=True, exist_ok=True)
-            write_jsonl_atomic(self.dir / PAIRS, pairs)  # before the manifest: a resumed run finds its pairs
+            write_jsonl_atomic(self.dir / PAIRS, pairs)
         self.shards_dir.open(self._manifest(pairs, criteria, self.shard_size))
 
     def shards(self, pairs: list[Pair]) -> list[list[Pair]]:
