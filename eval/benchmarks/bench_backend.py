@@ -1,10 +1,9 @@
 """Benchmark: ways of judging, same server, same model, same pairs × criteria, in one run.
 
 (a) CritiQ-style (with --critiq): criterion first, reasoned JSON (analysis of A and B, thought, verdict), one order.
-(b) critmine before: one verdict token + logprobs, both orders, pair-major; the whole question after the criterion.
+(b) critmine's default: one verdict token + logprobs, both orders, pair-major; the whole question after the criterion.
 (c) the same, with the instructions in the system prompt, so a verdict's own suffix is only its criterion.
-(d) critmine now (the default prompt): the letters explained in the system prompt, a short question after the
-    criterion.
+(d) the same, with the letters explained in the system prompt and a short question after the criterion.
 Prints the server's prefill speed (prompt tokens/s on one uncached ~600-token prompt, llama.cpp's own timing), then
 per method: wall time, judgments/s (pair × criterion), prompt tokens computed per verdict request and its ratio to
 the floor (each order's texts computed once, each criterion's own words once per order, one output token per
@@ -45,9 +44,9 @@ CRITERIA = [
     Criterion(name="fluency", description="Prefer the text with correct grammar, spelling and punctuation."),
     Criterion(name="specificity", description="Prefer the text that gives concrete details rather than generalities."),
 ]
-TEMPLATES = {"(b) verdict, question last (before)": "worker_verdict_question_last.j2",
+TEMPLATES = {"(b) verdict (the default prompt)": "worker_verdict.j2",
              "(c) instructions in system only": "worker_verdict_system.j2",
-             "(d) verdict, short cue (the default)": "worker_verdict.j2"}
+             "(d) letters in system, short cue": "worker_verdict_cue.j2"}
 CRITIQ_SCHEMA = {"title": "critiq_verdict", "type": "object", "additionalProperties": False,
                  "required": ["analysis_a", "analysis_b", "thought", "verdict"],
                  "properties": {"analysis_a": {"type": "string", "maxLength": 400},
