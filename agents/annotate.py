@@ -75,14 +75,19 @@ def digest(items: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(items).encode("utf-8")).hexdigest()
 
 
+def judge_parts(parts_dir: Path) -> ShardDir:
+    """The parts directory of `critmine judge`, under the one resume rule for sharded outputs."""
+    return ShardDir(parts_dir, "the parts directory of a critmine judge run", manifest=MANIFEST, done=SUMMARY,
+                    shard_glob="shard-*.jsonl", also=(PAIRS, USAGE), keep=(CACHE,))
+
+
 class ShardStore:
     """The parts directory beside the output: the pairs to judge, the manifest, one file per shard and the summary
     once complete, under the one resume rule for sharded outputs (critmine.shards)."""
 
     def __init__(self, parts_dir: Path, shard_size: int):
         self.dir, self.shard_size = parts_dir, shard_size
-        self.shards_dir = ShardDir(parts_dir, "the parts directory of a critmine judge run", manifest=MANIFEST,
-                                   done=SUMMARY, shard_glob="shard-*.jsonl", also=(PAIRS, USAGE), keep=(CACHE,))
+        self.shards_dir = judge_parts(parts_dir)
 
     @staticmethod
     def _manifest(pairs: list[Pair], criteria: list[Criterion], shard_size: int) -> dict:

@@ -70,7 +70,7 @@ class ScorerMeta(Artifact):
     """scorer.json: how a scorer was trained and how accurate it was."""
 
     what: ClassVar[str] = "scorer.json of a scorer"
-    format: str = "critmine-scorer/1"
+    format: str = Field(description="critmine-scorer/N: which Scorer reads this directory")
     features: str
     trained_on: str
     n_train: int

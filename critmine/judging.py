@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from critmine.agents.annotate import CACHE, MANIFEST, USAGE, ShardStore, labelled_pairs, load_criteria, shard_record
+from critmine.agents.annotate import CACHE, USAGE, ShardStore, labelled_pairs, load_criteria, shard_record
 from critmine.agents.annotate_ray import judge_with_ray
 from critmine.agents.worker import Worker
 from critmine.artifacts import JudgeSummary, parts_of
@@ -75,8 +75,8 @@ def run_judge(criteria_file: Path, out: Path, worker_cfg: EndpointConfig, *, pai
     criteria = load_criteria(criteria_file)
     if not 0.0 <= min_confidence < 1.0:
         raise InputError("--min-confidence must be in [0, 1)")
-    check_output_file(out, parts_of(out) / MANIFEST, "critmine judge")
     store = ShardStore(parts_of(out), shard_size)
+    check_output_file(out, store.shards_dir.manifest, "critmine judge")
     pairs = pairs_to_judge(store, pairs_path, corpus, n_pairs, seed=seed, group_by=group_by,
                            length_ratio=length_ratio)
     store.check(pairs, criteria)  # read-only: the parts directory is created once the server is up

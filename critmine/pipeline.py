@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from critmine.agents.annotate import ShardStore
+from critmine.agents.annotate import judge_parts
 from critmine.artifacts import PhaseRecord, RunLayout, RunRecord
 from critmine.config import RunCommand
 from critmine.eval.report import write_report
@@ -25,7 +25,7 @@ from critmine.io import check_output_dir
 from critmine.judging import run_judge
 from critmine.mine import run_mine
 from critmine.scorer.bulk import score_corpus
-from critmine.scorer.output import SUCCESS, scored_dir
+from critmine.scorer.output import scored_dir
 from critmine.scorer.select import select
 from critmine.scorer.train import train_scorer
 
@@ -81,7 +81,7 @@ def reset(run: RunLayout, phase: str) -> None:
                 run.root / "judgments", run.root / "snapshots")
     elif phase == "judge":
         _remove(run.labelled)
-        ShardStore(run.labelled_parts, shard_size=1).shards_dir.remove_own()
+        judge_parts(run.labelled_parts).remove_own()
     elif phase == "train":
         _remove(run.scorer)
     elif phase == "score":
@@ -96,8 +96,8 @@ def run_all(s: RunCommand) -> dict:
     cfg = s.mine_config()
     outputs = {"criteria": run.criteria, "labelled": run.labelled, "scorer": run.scorer, "scored": run.scored,
                "selected": run.selected}
-    finished = {"mine": run.criteria, "judge": run.labelled, "train": run.scorer_meta, "score": run.scored / SUCCESS,
-                "select": run.selected}
+    finished = {"mine": run.criteria, "judge": run.labelled, "train": run.scorer_meta,
+                "score": scored_dir(run.scored).done, "select": run.selected}
     steps: dict[str, Callable[[], object]] = {
         "mine": lambda: run_mine(cfg, resume=run.config.exists()),
         "judge": lambda: run_judge(run.criteria, run.labelled, cfg.worker, corpus=s.corpus, n_pairs=s.n_pairs,
@@ -121,10 +121,8 @@ def run_all(s: RunCommand) -> dict:
                 and finished[name].exists() and not rerun_upstream:
             log.info("phase %s: done already", name)
         else:
-            if before is not None and before.fingerprint != prints[name]:
+            if rerun_upstream or (before is not None and before.fingerprint != prints[name]):
                 log.info("phase %s: its settings or an earlier phase changed; running it again", name)
-                reset(run, name)
-            elif rerun_upstream:
                 reset(run, name)
             log.info("phase %s", name)
             record[name] = PhaseRecord(fingerprint=prints[name], done=False, settings=settings[name])

@@ -70,9 +70,8 @@ def _write_shard(out_dir: Path, index: int, rows: list[tuple[Document, float, in
     os.replace(tmp, out_dir / f"part-{index:05d}.parquet")
 
 
-def _manifest(scorer_dir: Path, input_path: str, shard_size: int, engine: str) -> dict:
+def _manifest(scorer_dir: Path, meta: dict, input_path: str, shard_size: int, engine: str) -> dict:
     st = os.stat(input_path)
-    meta = Scorer.read_meta(scorer_dir)
     return {"input": str(Path(input_path).resolve()), "input_size": st.st_size, "input_mtime": int(st.st_mtime),
             "scorer": str(scorer_dir.resolve()), "scorer_created": meta.get("created"), "shard_size": shard_size,
             "engine": engine}
@@ -87,11 +86,11 @@ def default_workers(scorer_dir: Path) -> int:
 def score_corpus(scorer_dir: str | Path, input_path: str, out_dir: str | Path, *, engine: str = "local",
                  batch_size: int = 1024, shard_size: int = 20_000, workers: int | None = None) -> ScoreSummary:
     scorer_dir, out_dir = Path(scorer_dir), Path(out_dir)
-    Scorer.read_meta(scorer_dir)  # fail early on a bad scorer directory (the model loads in the workers)
+    meta = Scorer.read_meta(scorer_dir)  # fail early on a bad scorer directory (the model loads in the workers)
     if not Path(input_path).exists():
         raise InputError(f"{input_path}: no such file or directory")
     shards = scored_dir(out_dir)
-    manifest = _manifest(scorer_dir, input_path, shard_size, engine)
+    manifest = _manifest(scorer_dir, meta, input_path, shard_size, engine)
     shards.check(manifest)  # the one resume rule: ours, with these inputs and settings, or refused
     if shards.is_complete():
         log.info("%s is complete already", out_dir)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from critmine.artifacts import ScorerMeta
-from critmine.io import InputError, write_json_atomic
+from critmine.io import InputError
 from critmine.scorer.features import make_features
 from critmine.scorer.reward_model import RewardModel
 
@@ -40,11 +40,14 @@ class Scorer:
             return self._reward.score(texts).astype(np.float64)
         return np.asarray(self._features.transform(texts) @ self.weights, dtype=np.float64).ravel()
 
-    def save(self, directory: Path) -> None:
+    def save(self, directory: Path) -> ScorerMeta:
+        """Weights, then scorer.json (written last: the marker of a complete directory); returns what it wrote."""
         directory.mkdir(parents=True, exist_ok=True)
         if self.weights is not None:
             np.save(directory / WEIGHTS_FILE, self.weights)
-        write_json_atomic(directory / META_FILE, {"format": FORMAT, **self.meta})  # written last: the marker
+        meta = ScorerMeta.model_validate({"format": FORMAT, **self.meta})
+        meta.write(directory / META_FILE)
+        return meta
 
     @staticmethod
     def read_meta(directory: str | Path) -> dict[str, Any]:

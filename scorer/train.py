@@ -79,13 +79,13 @@ def train_scorer(pairs_path: str, out_dir: Path, *, features: str = "hashing", h
         out_dir.rmdir()  # empty (checked above): the user made it for us
     tmp.rename(out_dir)
     log.info("scorer (%s) trained on %d pairs in %.1f s; held-out accuracy %s", features, len(train),
-             meta["train_s"], meta["holdout"]["accuracy"])
-    return ScorerMeta.model_validate(meta)
+             meta.train_s, meta.holdout["accuracy"])
+    return meta
 
 
 def _train_into(tmp: Path, pairs_path: str, train: list[Pair], test: list[Pair], human: list[Pair],
                 human_pairs: str | None, p_a: np.ndarray, features: str, seed: int, c: float | None,
-                t0: float) -> dict:
+                t0: float) -> ScorerMeta:
     meta = {"features": features, "trained_on": str(pairs_path), "n_train": len(train), "n_holdout": len(test),
             "seed": seed, "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "mean_label": float(p_a.mean())}
@@ -108,8 +108,7 @@ def _train_into(tmp: Path, pairs_path: str, train: list[Pair], test: list[Pair],
     if human:
         meta["human"] = {"pairs": str(human_pairs), **accuracy_on(scorer, human)}
     scorer.meta = meta
-    scorer.save(tmp)
-    return meta
+    return scorer.save(tmp)
 
 
 def describe(meta: ScorerMeta) -> str:

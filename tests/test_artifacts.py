@@ -42,3 +42,10 @@ def test_eval_result_says_n_a_for_metrics_that_do_not_apply(tmp_path):
     r.write(tmp_path / "eval.json")
     back = EvalResult.read(tmp_path / "eval.json")
     assert back.flow_majority is None and back.swap_consistency is None and back.flow_soft.accuracy == 0.5
+
+
+def test_a_scorer_json_without_its_format_is_not_a_scorer(tmp_path):
+    f = tmp_path / "scorer.json"
+    f.write_text(json.dumps({"features": "hashing", "trained_on": "p.jsonl", "n_train": 3}))
+    with pytest.raises(InputError, match="not a scorer.json of a scorer"):
+        ScorerMeta.read(f)
