@@ -92,19 +92,17 @@ def row(name: str, usage, wall: float, n: int, verdicts, floor: float | None = N
             "coverage": len(judged) / len(verdicts), "correct": [v == p.better for p, v in verdicts]}
 
 
-def n_tokens(base_url: str, messages: list[dict] | str) -> int:
-    """Tokens of a chat prompt (rendered by the server's template) or of a plain string, by llama.cpp's tokenizer."""
+def tokens(base_url: str, messages: list[dict] | str) -> list[int]:
+    """A chat prompt (rendered by the server's template) or a plain string, as llama.cpp's tokenizer sees it."""
     root = base_url.removesuffix("/v1")
     text = messages if isinstance(messages, str) else httpx.post(
         f"{root}/apply-template", json={"messages": messages}, timeout=60).json()["prompt"]
-    return len(httpx.post(f"{root}/tokenize", json={"content": text}, timeout=60).json()["tokens"])
+    return httpx.post(f"{root}/tokenize", json={"content": text}, timeout=60).json()["tokens"]
 
 
 def common_prefix(base_url: str, prompts: list[list[dict]]) -> int:
     """Tokens at the start of every prompt (the server's prefix cache computes them once)."""
-    root = base_url.removesuffix("/v1")
-    seqs = [httpx.post(f"{root}/tokenize", json={"content": httpx.post(f"{root}/apply-template", json={
-        "messages": m}, timeout=60).json()["prompt"]}, timeout=60).json()["tokens"] for m in prompts]
+    seqs = [tokens(base_url, m) for m in prompts]
     n = 0
     while all(len(q) > n and q[n] == seqs[0][n] for q in seqs):
         n += 1
@@ -114,13 +112,14 @@ def common_prefix(base_url: str, prompts: list[list[dict]]) -> int:
 def floor_per_request(base_url: str, worker: Worker, pairs, criteria) -> float:
     """The physical limit, per verdict request: for each pair and order, the prompt without its criterion computed
     once, each criterion's own words once, and one output token per verdict."""
-    own = {c.name: n_tokens(base_url, f'Criterion "{c.name}": {c.description}') for c in criteria}
-    common = common_prefix(base_url, [worker.build_messages(worker.template, p, criteria[0], "ab") for p in pairs[:2]])
+    own = {c.name: len(tokens(base_url, f'Criterion "{c.name}": {c.description}')) for c in criteria}
+    common = common_prefix(base_url, [worker.build_messages(worker.template, pairs[0], criteria[0], order)
+                                      for order in ("ab", "ba")])  # the two orders share only what every pair does
     total = common  # the prefix every request shares (system prompt): once for the whole run
     for p in pairs:
         for order in ("ab", "ba"):
             first = criteria[0]
-            shared = n_tokens(base_url, worker.build_messages(worker.template, p, first, order)) - own[first.name]
+            shared = len(tokens(base_url, worker.build_messages(worker.template, p, first, order))) - own[first.name]
             total += shared - common + sum(own.values()) + len(criteria)
     return total / (len(pairs) * 2 * len(criteria))
 
