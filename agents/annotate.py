@@ -2,8 +2,8 @@
 
 Pairs are judged in shards; a shard file appears (atomic rename) only when all its pairs are judged, so a
 killed run loses at most one shard's work, and even that is free on rerun (the LLM response cache). The
-label of a pair is the soft vote p(a better) = mean over voting criteria of p_a / (p_a + p_b), with the
-majority vote and each criterion's verdict beside it; criteria that abstain do not vote.
+label of a pair is the soft vote (scoring.soft_vote, the rule mining and eval use too), with the majority vote and
+each criterion's verdict beside it; criteria that abstain do not vote.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from critmine.agents.scoring import soft_vote
 from critmine.artifacts import CriteriaSet
 from critmine.io import read_pairs, write_jsonl_atomic
 from critmine.records import Criterion, Judgment, Pair
@@ -36,29 +37,29 @@ def shard_record(pair: Pair, judgments: Sequence[Judgment]) -> dict:
     return {**pair.model_dump(), "votes": votes}
 
 
-def label(record: dict) -> dict | None:
-    """Soft vote, majority vote and confidence of one judged pair; None when no criterion voted."""
-    qs, verdicts = [], {}
-    for name, v in record["votes"].items():
-        verdicts[name] = v["verdict"]
-        if v["failed"] or v["verdict"] == "none" or v["p_a"] + v["p_b"] <= 1e-9:
-            continue
-        qs.append(v["p_a"] / (v["p_a"] + v["p_b"]))
-    if not qs:
+def label(record: dict, scales: Mapping[str, float | None] | None = None) -> dict | None:
+    """Soft vote (with the criteria's `scales` from criteria.json), majority vote and confidence of one judged
+    pair; None when no criterion voted."""
+    verdicts = {name: v["verdict"] for name, v in record["votes"].items()}
+    voting = [(v["p_a"], v["p_b"], v["verdict"], (scales or {}).get(name)) for name, v in record["votes"].items()
+              if not v["failed"]]
+    p_a = soft_vote(voting)
+    if p_a is None:
         return None
-    p_a = sum(qs) / len(qs)
+    n_voting = sum(v != "none" and a + b > 1e-9 for a, b, v, _ in voting)
     n_a = sum(v == "a" for v in verdicts.values())
     n_b = sum(v == "b" for v in verdicts.values())
     return {"p_a": round(p_a, 6), "majority": "a" if n_a > n_b else "b" if n_b > n_a else "none",
-            "confidence": round(abs(2 * p_a - 1), 6), "agreement": max(n_a, n_b) / len(qs),
-            "n_voting": len(qs), "votes": verdicts}
+            "confidence": round(abs(2 * p_a - 1), 6), "agreement": max(n_a, n_b) / n_voting,
+            "n_voting": n_voting, "votes": verdicts}
 
 
-def labelled_pairs(records: Sequence[dict], min_confidence: float) -> tuple[list[Pair], dict]:
+def labelled_pairs(records: Sequence[dict], min_confidence: float,
+                   scales: Mapping[str, float | None] | None = None) -> tuple[list[Pair], dict]:
     """Pairs with agent labels (`better` from the soft vote, the rest in meta), and what was dropped."""
     out, no_vote, unsure = [], 0, 0
     for r in records:
-        lab = label(r)
+        lab = label(r, scales)
         if lab is None:
             no_vote += 1
             continue

@@ -46,6 +46,7 @@ class FlowState(TypedDict, total=False):
     pending: dict[str, dict]  # name → {"criterion": Criterion, "rewrite": {critiques, driven_by} | None}
     critiques: dict[str, dict]
     banned: list[dict]
+    refused: list[dict]  # proposals and rewrites the vetting refused
     results: dict[str, dict[str, list]]  # "name@vN" → pair id → [p_a, p_b, p_none, verdict]
     best: float
     stale: int
@@ -75,9 +76,11 @@ class MiningFlow:
             log.info("knowledge base: off; the manager proposes every criterion")
             return {"kb_criteria": []}
         query = " ".join(state.get("observations", []))
-        ranked = knowledge.rank(knowledge.load_all(cfg.kb_file), query, cfg.kb_domains or None)
-        candidates = [Criterion(name=e.name, description=e.description, origin="knowledge_base", source=e.source)
-                      for _, e in ranked[: cfg.kb_max_candidates]]
+        entries = [e for e in knowledge.load_all(cfg.kb_file) if not (cfg.no_measures and e.measure)]
+        ranked = [e for _, e in knowledge.rank(entries, query, cfg.kb_domains or None)]
+        # Every computed criterion costs nothing to judge; the verbal ones are the top of the ranking.
+        candidates = [e.criterion() for e in ranked if e.measure] + \
+            [e.criterion() for e in ranked if not e.measure][: cfg.kb_max_candidates]
         with tqdm(total=len(self.pairs), desc=f"retrieve ({len(candidates)} knowledge-base criteria)",
                   unit="pair") as bar:
             js = await self.worker.judge_all(self.pairs, candidates, phase="retrieve", progress=bar)
@@ -91,7 +94,8 @@ class MiningFlow:
         kept = [c for c in scored if (c.seed_accuracy or 0.0) >= cfg.kb_min_accuracy][:limit]
         log.info("knowledge base: kept %s as initial criteria", ", ".join(c.name for c in kept) or "none")
         # Start them fresh: the judge node scores them again (free, from the response cache).
-        fresh = [Criterion(name=c.name, description=c.description, origin=c.origin, source=c.source) for c in kept]
+        fresh = [Criterion(**c.model_dump(include={"name", "description", "origin", "source", "measure", "prefer"}))
+                 for c in kept]
         return {"kb_criteria": [c.model_dump() for c in fresh],
                 "kb_candidates": [c.model_dump(include={"name", "seed_accuracy", "coverage", "source"})
                                   for c in scored]}
@@ -105,11 +109,15 @@ class MiningFlow:
         kb = [Criterion(**c) for c in state.get("kb_criteria", [])]
         new = await self.manager.propose(self.cfg.n_criteria - len(kb), state.get("observations", []), kb, [])
         crits = kb + new
+        refused = self.manager.take_refused()
         if not crits:
-            raise FlowError("the manager proposed no usable criterion (see the log for its answers)")
+            why = "; ".join(f"{r['name']}: {r['why']}" for r in refused[:3])
+            raise FlowError(f"the manager proposed no usable criterion ({len(refused)} refused{': ' if why else ''}"
+                            f"{why}); see the log for its answers")
         log.info("proposed %d criteria: %s", len(crits), ", ".join(c.name for c in crits))
         return {"pending": {c.name: {"criterion": c.model_dump(), "rewrite": None} for c in crits},
-                "criteria": {}, "banned": [], "results": {}, "iteration": 0, "best": -1.0, "stale": 0}
+                "criteria": {}, "banned": [], "results": {}, "iteration": 0, "best": -1.0, "stale": 0,
+                "refused": refused}
 
     async def judge(self, state: FlowState) -> FlowState:
         pending = state.get("pending") or {}
@@ -163,7 +171,8 @@ class MiningFlow:
 
     def _flow_accuracy(self, criteria: list[Criterion], results: dict) -> float | None:
         final = scoring.select_final(criteria, low=self.cfg.low_threshold, min_final=self.cfg.min_final)
-        pred = scoring.votes([results.get(c.key, {}) for c in final], [p.id for p in self.pairs])
+        pred = scoring.votes([results.get(c.key, {}) for c in final], [p.id for p in self.pairs],
+                             [c.scale for c in final])
         correct, judged, _ = agreement([pred[p.id]["soft"] for p in self.pairs], [p.better for p in self.pairs])
         return correct / judged if judged else None
 
@@ -175,7 +184,7 @@ class MiningFlow:
             return {"critiques": critiques}
         for name, cd in (state.get("criteria") or {}).items():
             c = Criterion(**cd)
-            if c.band != "mid":
+            if c.band != "mid" or c.computed:  # a measure is kept or replaced, never rewritten
                 continue
             wrong = scoring.wrong_pairs(results.get(c.key, {}), self.pairs)
             in_fold = [p for p in wrong if scoring.fold_of(p.id, self.cfg.folds) == it % self.cfg.folds]
@@ -211,16 +220,22 @@ class MiningFlow:
         log.info("revise: %d rewrites, %d replaced (%s), %d replacements", len(pending) - len(repl), len(low),
                  ", ".join(c.name for c in low) or "-", len(repl))
         return {"criteria": criteria, "banned": banned, "pending": pending, "critiques": {},
-                "iteration": state.get("iteration", 0) + 1}
+                "iteration": state.get("iteration", 0) + 1,
+                "refused": list(state.get("refused") or []) + self.manager.take_refused()}
 
     async def finalize(self, state: FlowState) -> FlowState:
         results = state.get("results") or {}
         everything = [Criterion(**c) for c in (state.get("criteria") or {}).values()]
         final = scoring.select_final(everything, low=self.cfg.low_threshold, min_final=self.cfg.min_final)
-        pred = scoring.votes([results.get(c.key, {}) for c in final], [p.id for p in self.pairs])
+        pred = scoring.votes([results.get(c.key, {}) for c in final], [p.id for p in self.pairs],
+                             [c.scale for c in final])
         flow = {kind: agreement_stats([pred[p.id][kind] for p in self.pairs], [p.better for p in self.pairs])
                 for kind in ("soft", "majority")}
         final_names = {c.name for c in final}
+        tried = everything + [Criterion(**c) for c in state.get("banned") or []]
+        no_signal = scoring.no_signal_advice(final, tried, len(self.pairs), self.cfg.worker.model)
+        if no_signal:
+            log.warning("%s", no_signal)
         CriteriaSet(
             criteria=final, not_selected=[c for c in everything if c.name not in final_names],
             replaced=[Criterion(**c) for c in state.get("banned") or []],
@@ -229,6 +244,7 @@ class MiningFlow:
             iterations_run=state.get("iteration", 0),
             seed_pair_ids=[p.id for p in self.pairs],  # so no evaluation can count them as test pairs
             thresholds={"low": self.cfg.low_threshold, "good": self.cfg.good_threshold},
+            refused=state.get("refused") or [], no_signal=no_signal,
         ).write(self.layout.criteria)
         write_jsonl_atomic(self.layout.predictions,
                            [{"id": p.id, "human": p.better, **pred[p.id]} for p in self.pairs])

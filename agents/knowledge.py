@@ -1,8 +1,8 @@
 """The criteria knowledge base: the shipped file, a user's growing file, cheap pre-selection, near-duplicates.
 
 Retrieval in the flow is two-stage: a free TF-IDF ranking of criteria against the manager's warm-up observations
-(within the chosen domains), then the top candidates are judged on the seed pairs and only those that agree with
-people are kept.
+(within the chosen domains), then the top candidates, with every computed criterion of those domains (free to
+judge), are judged on the seed pairs and only those that agree with people are kept.
 """
 
 from __future__ import annotations
@@ -15,12 +15,15 @@ from datetime import date
 from importlib.resources import files
 from itertools import combinations
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from critmine.artifacts import CriteriaSet, RunLayout
 from critmine.config import MineConfig
 from critmine.io import InputError, write_jsonl_atomic
+from critmine.measures import MEASURES
+from critmine.records import Criterion
 
 DOMAINS = ("general", "educational", "code", "math", "argument", "dialogue", "fluency")
 _STOP = set("a an the and or of to in on for with by is are be it its as at that this than then from which when "
@@ -32,9 +35,22 @@ class KBEntry(BaseModel):
     description: str = Field(min_length=10)
     domains: list[str] = Field(min_length=1)
     source: str = Field(min_length=3)
+    measure: str | None = Field(None, description="a computed criterion (critmine.measures): judged without an LLM")
+    prefer: Literal["higher", "lower"] = "higher"
     accuracy: float | None = None
     n_judged: int | None = None
     provenance: dict | None = None
+
+    @field_validator("measure")
+    @classmethod
+    def _known_measure(cls, v: str | None) -> str | None:
+        if v is not None and v not in MEASURES:
+            raise ValueError(f"unknown measure {v!r} (known: {', '.join(MEASURES)})")
+        return v
+
+    def criterion(self) -> Criterion:
+        return Criterion(name=self.name, description=self.description, origin="knowledge_base", source=self.source,
+                         measure=self.measure, prefer=self.prefer)
 
 
 def shipped_path() -> Path:
@@ -73,7 +89,8 @@ def matching(entries: list[KBEntry], *, domain: str | None = None, text: str | N
 def describe(shown: list[KBEntry], *, of: int) -> str:
     """A listing: name, measured accuracy, domains and source, then the description; and how many of `of`."""
     return "".join(f"{e.name:<34}{'   -' if e.accuracy is None else f'{e.accuracy:.2f}':>6}  "
-                   f"{','.join(e.domains):<28} {e.source}\n    {e.description}\n" for e in shown) + \
+                   f"{','.join(e.domains):<28} {e.source}\n    {e.description}"
+                   f"{f' [computed: {e.measure}, {e.prefer} is better]' if e.measure else ''}\n" for e in shown) + \
         f"{len(shown)} of {of} criteria"
 
 
@@ -126,7 +143,7 @@ def add_run(run_dir: str | Path, kb_file: str | Path, domains: list[str]) -> lis
     new = []
     for c in found.criteria:
         base = shipped.get(c.name)
-        new.append(KBEntry(name=c.name, description=c.description,
+        new.append(KBEntry(name=c.name, description=c.description, measure=c.measure, prefer=c.prefer,
                            domains=domains or (base.domains if base else ["general"]),
                            source=(base.source if base and c.origin == "knowledge_base" else "critmine mining run"),
                            accuracy=c.accuracy, n_judged=c.n_judged,

@@ -9,6 +9,7 @@ import logging
 import re
 from collections.abc import Sequence
 
+from critmine.agents.vetting import Vetter
 from critmine.agents.worker import truncate_middle
 from critmine.llm import LLMClient
 from critmine.prompts import render_messages
@@ -43,8 +44,11 @@ class Manager:
     """The manager LLM's four skills: warm-up, propose, reflect, refine."""
 
     def __init__(self, client: LLMClient, *, max_text_chars: int = 800, warmup_batch_chars: int = 6000,
-                 retry_temperature: float = 0.8):
+                 retry_temperature: float = 0.8, vetter: Vetter | None = None):
+        """`vetter` refuses proposals and rewrites that are not criteria (agents/vetting.py)."""
         self.client = client
+        self.vetter = vetter
+        self.refused: list[tuple[Criterion, str]] = []  # refused proposals and rewrites, until take_refused()
         self.retry_temperature = retry_temperature
         self.max_text_chars = max_text_chars
         self.warmup_batch_chars = warmup_batch_chars
@@ -64,6 +68,12 @@ class Manager:
             size += n
         return batches
 
+    def take_refused(self) -> list[dict]:
+        """The proposals and rewrites refused since the last call, as records (name, description, why)."""
+        out = [{"name": c.name, "description": c.description, "why": why} for c, why in self.refused]
+        self.refused = []
+        return out
+
     async def warmup(self, pairs: Sequence[Pair]) -> list[str]:
         """Why is the better text better? One call per batch of pairs that fits the context."""
         observations: list[str] = []
@@ -80,36 +90,49 @@ class Manager:
         calls) while a small manager returns fewer than asked. Follow-up calls sample at `retry_temperature`
         so that a model which repeats itself at temperature 0 can still come up with something new."""
         out: list[Criterion] = []
+        refused: list[tuple[Criterion, str]] = []
         for attempt in range(attempts):
             if len(out) >= n:
                 break
             temperature = 0.0 if attempt == 0 else self.retry_temperature
-            new = await self._propose_once(n - len(out), observations, [*keep, *out], banned, origin, temperature)
-            if not new:
+            new, bad = await self._propose_once(n - len(out), observations, [*keep, *out], banned, refused, origin,
+                                                temperature)
+            refused += bad
+            if not new and not bad:
                 break
             out += new
+        self.refused += refused
         return out
 
     async def _propose_once(self, n: int, observations: Sequence[str], keep: Sequence[Criterion],
-                            banned: Sequence[Criterion], origin: str, temperature: float) -> list[Criterion]:
+                            banned: Sequence[Criterion], refused: Sequence[tuple[Criterion, str]], origin: str,
+                            temperature: float) -> tuple[list[Criterion], list[tuple[Criterion, str]]]:
+        """(accepted proposals, refused ones with the reason); earlier refusals are shown to the manager."""
         msgs = render_messages("manager_propose.j2", n=n, observations=list(observations), keep=list(keep),
-                               banned=list(banned))
+                               banned=list(banned), refused=[{"name": c.name, "why": why} for c, why in refused])
         res = await self.client.chat(msgs, phase="propose", max_tokens=120 * n + 50, temperature=temperature,
                                      json_schema=proposal_schema(n))
         if res.failed or not isinstance(res.data, dict):
-            return []
-        taken = {c.name for c in keep} | {c.name for c in banned}
+            return [], []
         out: list[Criterion] = []
+        bad: list[tuple[Criterion, str]] = []
         for item in res.data.get("criteria", []):
             if not isinstance(item, dict):
                 continue
-            name, desc = normalise_name(str(item.get("name", ""))), str(item.get("description", "")).strip()
-            if not name or not desc or name in taken:
-                log.info("manager proposed a duplicate or empty criterion %r; skipped", name)
+            c = Criterion(name=normalise_name(str(item.get("name", ""))),
+                          description=str(item.get("description", "")).strip(), origin=origin)
+            why = "empty" if not c.name or not c.description else self._refuse(c, [*keep, *banned, *out])
+            if why:
+                log.info("manager's proposal %r refused: %s", c.name, why)
+                bad.append((c, why))
                 continue
-            taken.add(name)
-            out.append(Criterion(name=name, description=desc, origin=origin))
-        return out[:n]
+            out.append(c)
+        return out[:n], bad
+
+    def _refuse(self, c: Criterion, others: Sequence[Criterion]) -> str | None:
+        if self.vetter is not None:
+            return self.vetter.refuse(c, others)
+        return f"repeats {c.name}" if any(o.name == c.name for o in others) else None
 
     async def reflect(self, criterion: Criterion, pair: Pair, judgment: Judgment | None) -> str | None:
         """A critique of the criterion from one pair it got wrong (both texts, human label, worker reasoning)."""
@@ -131,4 +154,10 @@ class Manager:
         if res.failed or not isinstance(res.data, dict):
             return None
         desc = str(res.data.get("description", "")).strip()
-        return desc if desc and desc != criterion.description else None
+        if not desc or desc == criterion.description:
+            return None
+        if self.vetter is not None and (why := self.vetter.refuse_description(desc)):
+            log.info("manager's rewrite of %s refused: %s", criterion.name, why)
+            self.refused.append((criterion.model_copy(update={"description": desc}), why))
+            return None
+        return desc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterable, Mapping, Sequence
 
 from critmine.eval.metrics import agreement, wilson_interval
@@ -58,6 +59,7 @@ def score(criterion: Criterion, results: Mapping[str, Result], pairs: Sequence[P
     out.ci_low, out.ci_high = lo, hi
     out.coverage = j_all / n_all if n_all else 0.0
     out.band = band_of(out.seed_accuracy, low, good)
+    out.scale = margin_scale({pid: results[pid] for pid in labels if pid in results})
     return out
 
 
@@ -66,19 +68,38 @@ def wrong_pairs(results: Mapping[str, Result], pairs: Sequence[Pair]) -> list[Pa
     return [p for p in pairs if p.id in results and results[p.id][3] in ("a", "b") and results[p.id][3] != p.better]
 
 
-def votes(per_criterion: Iterable[Mapping[str, Result]], pair_ids: Sequence[str]) -> dict[str, dict]:
-    """Flow prediction per pair: soft vote (sum of p_a − p_b) and majority vote over criteria verdicts."""
+DEFAULT_SCALE = 0.25  # a criterion with no measured spread: σ(mean (q − ½)/0.25) ≈ the mean q near ½
+
+
+def margin_scale(results: Mapping[str, Result]) -> float | None:
+    """The spread of a criterion's soft margins q − ½ (q = p_a / (p_a + p_b)) over the pairs it voted on (RMS),
+    so that a criterion whose probabilities barely move and a measure with wide margins weigh the same."""
+    ms = [r[0] / (r[0] + r[1]) - 0.5 for r in results.values() if r[3] != "none" and r[0] + r[1] > 1e-9]
+    rms = math.sqrt(sum(m * m for m in ms) / len(ms)) if ms else 0.0
+    return rms if rms > 1e-6 else None
+
+
+def soft_vote(votes: Iterable[tuple[float, float, str, float | None]]) -> float | None:
+    """The one aggregation rule (mining, eval and judge): each criterion that did not abstain gives its margin
+    q − ½ (q = p_a / (p_a + p_b)) divided by its scale (its spread on the seed pairs); p(a better) is the logistic
+    of their mean. None when every criterion abstained."""
+    zs = [(p_a / (p_a + p_b) - 0.5) / (scale or DEFAULT_SCALE) for p_a, p_b, verdict, scale in votes
+          if verdict != "none" and p_a + p_b > 1e-9]
+    return 1.0 / (1.0 + math.exp(-sum(zs) / len(zs))) if zs else None
+
+
+def votes(per_criterion: Iterable[Mapping[str, Result]], pair_ids: Sequence[str],
+          scales: Sequence[float | None] | None = None) -> dict[str, dict]:
+    """Flow prediction per pair: the soft vote (soft_vote, with each criterion's scale; margin = p(a better) − ½)
+    and the majority vote over the criteria's verdicts."""
     tables = list(per_criterion)
+    scales = list(scales) if scales is not None else [None] * len(tables)
     out = {}
     for pid in pair_ids:
-        margin, n_a, n_b = 0.0, 0, 0
-        for t in tables:
-            if pid not in t:
-                continue
-            p_a, p_b, _, v = t[pid]
-            margin += p_a - p_b
-            n_a += v == "a"
-            n_b += v == "b"
+        rows = [(t[pid], s) for t, s in zip(tables, scales, strict=True) if pid in t]
+        p_a = soft_vote((r[0], r[1], r[3], s) for r, s in rows)
+        margin = 0.0 if p_a is None else p_a - 0.5
+        n_a, n_b = sum(r[3] == "a" for r, _ in rows), sum(r[3] == "b" for r, _ in rows)
         soft = "a" if margin > 0 else "b" if margin < 0 else "none"
         major = "a" if n_a > n_b else "b" if n_b > n_a else "none"
         out[pid] = {"margin": margin, "votes_a": n_a, "votes_b": n_b, "soft": soft, "majority": major}
@@ -95,3 +116,19 @@ def select_final(criteria: Sequence[Criterion], *, low: float, min_final: int) -
         if c not in chosen and (c.seed_accuracy or 0.0) > low:
             chosen.append(c)
     return chosen
+
+
+def no_signal_advice(final: Sequence[Criterion], tried: Sequence[Criterion], n_seeds: int,
+                     worker_model: str) -> str | None:
+    """None when a selected criterion beats chance on the seeds (its 95% interval's lower end above 0.5);
+    otherwise, in plain words, what was tried, the best seed accuracies and what to try next."""
+    if any((c.ci_low or 0.0) > 0.5 for c in final):
+        return None
+    best = sorted(tried, key=lambda c: (c.accuracy or 0.0, c.ci_low or 0.0), reverse=True)[:3]
+    shown = ", ".join(f"{c.name} {c.accuracy:.2f} [{c.ci_low or 0:.2f}, {c.ci_high or 1:.2f}]" for c in best
+                      if c.accuracy is not None) or "none judged"
+    return (f"no criterion agrees with people better than chance on the {n_seeds} seed pairs with a margin its 95% "
+            f"interval supports ({len(tried)} criteria tried; best: {shown}). The worker model ({worker_model}) may "
+            "be too weak to judge this task: try a larger one (--worker-model qwen2.5-coder-1.5b, or a 7B+ model on "
+            "a vLLM server with --base-url), or label more seed pairs so the interval can narrow. The criteria "
+            "written are not evidence of anything yet.")

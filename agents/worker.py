@@ -3,6 +3,8 @@
 `verdict` mode constrains the answer to one token (A / B / N), reads the probabilities of the letters from
 top_logprobs and judges both orders, so that a model's position bias cancels out:
 p_a = ½·(p(A | a shown first) + p(B | a shown second)).
+With `multi=True` one request per pair and order asks for every criterion's letter at once ("A B N ..."),
+constrained to that format, and reads each letter's probabilities at its own position.
 `reasoned` mode asks for a short JSON analysis and a verdict; the flow uses it only for wrong cases.
 """
 
@@ -13,7 +15,8 @@ import math
 from collections.abc import Sequence
 
 from critmine.defaults import MAX_TEXT_CHARS
-from critmine.llm import LLMClient, LLMResult
+from critmine.llm import LLMClient, LLMResult, letter_positions
+from critmine.measures import compare
 from critmine.prompts import render_messages
 from critmine.records import Criterion, Judgment, Pair
 
@@ -60,10 +63,12 @@ class Worker:
     """Judges pairs under criteria through one LLM client."""
 
     def __init__(self, client: LLMClient, *, max_text_chars: int = MAX_TEXT_CHARS, top_logprobs: int = 10,
-                 template: str = "worker_verdict.j2"):
-        """`template` is the verdict prompt: one criterion (default), or a baseline's (no criterion, all at once)."""
+                 template: str = "worker_verdict.j2", multi: bool = False):
+        """`template` is the verdict prompt: one criterion (default), or a baseline's (no criterion, all at once);
+        `multi` judges all criteria of a pair and order in one request (worker_verdicts.j2)."""
         self.client = client
-        self.template = template
+        self.template = "worker_verdicts.j2" if multi else template
+        self.multi = multi
         self.max_text_chars = max_text_chars
         self.top_logprobs = top_logprobs
 
@@ -73,11 +78,12 @@ class Worker:
                                b=truncate_middle(second, self.max_text_chars),
                                name=criterion.name, description=criterion.description)
 
-    def _order_judgment(self, pair: Pair, criterion: Criterion, order: str, res: LLMResult) -> Judgment:
+    def _order_judgment(self, pair: Pair, criterion: Criterion, order: str, res: LLMResult,
+                        top: dict[str, float] | None) -> Judgment:
         j = Judgment(pair_id=pair.id, criterion=criterion.name, version=criterion.version, order=order,
                      prompt_tokens=res.prompt_tokens, completion_tokens=res.completion_tokens,
                      cached=res.cached, failed=res.failed)
-        probs = letter_probs(res.top_logprobs[0]) if res.top_logprobs else None
+        probs = letter_probs(top) if top else None
         if probs is None:
             j.failed = True
             return j
@@ -90,7 +96,24 @@ class Worker:
     async def judge_order(self, pair: Pair, criterion: Criterion, order: str, phase: str = "judge") -> Judgment:
         res = await self.client.chat(self.build_messages(self.template, pair, criterion, order), phase=phase,
                                      max_tokens=1, choices=list(LETTERS), top_logprobs=self.top_logprobs)
-        return self._order_judgment(pair, criterion, order, res)
+        return self._order_judgment(pair, criterion, order, res, res.top_logprobs[0] if res.top_logprobs else None)
+
+    async def judge_order_multi(self, pair: Pair, criteria: Sequence[Criterion], order: str,
+                                phase: str = "judge") -> list[Judgment]:
+        """Every criterion in one request; the request's tokens are counted on the first criterion's judgment."""
+        first, second = (pair.a, pair.b) if order == "ab" else (pair.b, pair.a)
+        messages = render_messages(self.template, a=truncate_middle(first, self.max_text_chars),
+                                   b=truncate_middle(second, self.max_text_chars), criteria=list(criteria))
+        res = await self.client.chat(messages, phase=phase, max_tokens=2 * len(criteria) + 2, choices=list(LETTERS),
+                                     top_logprobs=self.top_logprobs, slots=len(criteria))
+        tops = letter_positions(res, list(LETTERS)) if not res.failed else []
+        out = []
+        for i, c in enumerate(criteria):
+            j = self._order_judgment(pair, c, order, res, tops[i] if i < len(tops) else None)
+            if i:
+                j.prompt_tokens = j.completion_tokens = 0
+            out.append(j)
+        return out
 
     @staticmethod
     def combine(parts: Sequence[Judgment]) -> Judgment:
@@ -108,18 +131,30 @@ class Worker:
             j.verdict = verdict_of(j.p_a, j.p_b, j.p_none)
         return j
 
+    @staticmethod
+    def measured(pair: Pair, criterion: Criterion) -> Judgment:
+        """A computed criterion's judgment ("both": a measure has no position bias), without an LLM call."""
+        assert criterion.measure is not None
+        p_a, p_b, p_none = compare(criterion.measure, criterion.prefer, pair.a, pair.b)
+        return Judgment(pair_id=pair.id, criterion=criterion.name, version=criterion.version, order="both",
+                        p_a=p_a, p_b=p_b, p_none=p_none, verdict=verdict_of(p_a, p_b, p_none))
+
     async def judge_pair(self, pair: Pair, criteria: Sequence[Criterion], phase: str = "judge") -> list[Judgment]:
         """All criteria for one pair, back to back per order, so the server computes each text prefix once.
 
-        Returns, per criterion, the "ab", "ba" and combined "both" judgments.
+        Returns, per verbal criterion, the "ab", "ba" and combined "both" judgments; per computed one, "both".
         """
-        by_order = {}
-        for order in ("ab", "ba"):
-            by_order[order] = [await self.judge_order(pair, c, order, phase) for c in criteria]
+        verbal = [c for c in criteria if not c.computed]
+        by_order: dict[str, list[Judgment]] = {"ab": [], "ba": []}
+        for order in ("ab", "ba") if verbal else ():
+            if self.multi:
+                by_order[order] = await self.judge_order_multi(pair, verbal, order, phase)
+            else:
+                by_order[order] = [await self.judge_order(pair, c, order, phase) for c in verbal]
         out: list[Judgment] = []
         for ab, ba in zip(by_order["ab"], by_order["ba"], strict=True):
             out += [ab, ba, self.combine([ab, ba])]
-        return out
+        return out + [self.measured(pair, c) for c in criteria if c.computed]
 
     async def judge_all(self, pairs: Sequence[Pair], criteria: Sequence[Criterion], phase: str = "judge",
                         progress=None) -> list[Judgment]:

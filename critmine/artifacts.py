@@ -150,6 +150,8 @@ class EvalResult(Artifact):
     flow_soft: VoteStats
     flow_majority: VoteStats | None = None
     swap_consistency: float | None = None
+    audit: dict[str, Any] | None = Field(None, description="shortcut audit: simple signals, length-matched pairs, "
+                                                           "the flow without its computed criteria")
     pairs: str
     wall_s: float = 0.0
     llm_calls: int = 0
@@ -185,6 +187,10 @@ class CriteriaSet(BaseModel):
     iterations_run: int = 0
     seed_pair_ids: list[str] | None = Field(None, description="None in files written before ids were recorded")
     thresholds: dict[str, float] = Field(default_factory=dict)
+    refused: list[dict] = Field(default_factory=list,
+                                description="the manager's proposals and rewrites refused before judging, and why")
+    no_signal: str | None = Field(None, description="set when no selected criterion beats chance on the seed "
+                                                    "pairs with a margin its interval supports: what to try")
 
     @classmethod
     def read(cls, path: str | os.PathLike, *, allow_empty: bool = False) -> CriteriaSet:

@@ -20,9 +20,9 @@ from pydantic_settings import SettingsError
 
 from critmine import config as c
 from critmine.agents import knowledge
-from critmine.artifacts import RunLayout, ScorerMeta, SelectSummary
+from critmine.artifacts import CriteriaSet, RunLayout, ScorerMeta, SelectSummary
 from critmine.embedded import EmbeddedServer
-from critmine.errors import RunStopped
+from critmine.errors import NoSignal, RunStopped
 from critmine.eval.evaluate import run_eval, run_scorer_eval, table
 from critmine.eval.report import write_report
 from critmine.io import InputError, iter_documents, read_pairs, write_jsonl_atomic
@@ -40,16 +40,20 @@ from critmine.scorer.train import describe as describe_scorer, train_scorer
 from critmine.vllm_backend import VllmServer
 
 log = logging.getLogger("critmine")
-EXIT_INPUT, EXIT_BUDGET, EXIT_FAILED, EXIT_INTERRUPTED = 2, 3, 1, 130
+EXIT_INPUT, EXIT_BUDGET, EXIT_FAILED, EXIT_NO_SIGNAL, EXIT_INTERRUPTED = 2, 3, 1, 4, 130
 
 
-def mine(s: c.MineCommand) -> str:
+def mine(s: c.MineCommand) -> str | tuple[str, int]:
+    """The summary; with exit code 4 when no criterion beats chance on the seeds (criteria.json says why)."""
     if not s.resume and not s.pairs:
         raise InputError("mine: --pairs is required (or --resume an existing run)")
     run = RunLayout(run_mine(s.mine_config(), resume=s.resume))
     usage = Usage.model_validate_json(run.usage.read_text())
     _, page = write_report(run.root)
-    return f"{summary_table(run.criteria)}\n\nLLM usage\n{usage.table()}\n\nwrote {run.criteria} and {page}"
+    text = f"{summary_table(run.criteria)}\n\nLLM usage\n{usage.table()}\n\nwrote {run.criteria} and {page}"
+    if no_signal := CriteriaSet.read(run.criteria, allow_empty=True).no_signal:
+        return f"{text}\n\nNO SIGNAL: {no_signal}", EXIT_NO_SIGNAL
+    return text
 
 
 def evaluate(s: c.EvalCommand) -> str:
@@ -217,6 +221,9 @@ def _run(argv: list[str], verbose: bool) -> int:
     except SettingsError as e:  # a CRITMINE_* value that does not parse
         log.error("invalid settings: %s (a list in a variable is JSON, e.g. '[\"a\", \"b\"]')", e)
         return EXIT_INPUT
+    except NoSignal as e:
+        log.error("%s", e)
+        return EXIT_NO_SIGNAL
     except RunStopped as e:  # one line: what failed, what to do
         log.error("%s", e)
         return EXIT_FAILED
@@ -231,8 +238,9 @@ def _run(argv: list[str], verbose: bool) -> int:
         return EXIT_FAILED
     if isinstance(result, int):
         return result
-    sys.stdout.write(result + "\n")
-    return 0
+    text, code = result if isinstance(result, tuple) else (result, 0)
+    sys.stdout.write(text + "\n")
+    return code
 
 
 if __name__ == "__main__":

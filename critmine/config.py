@@ -62,6 +62,7 @@ class MiningOptions(BaseModel):
     top_logprobs: int = Field(10, ge=2, description="letter log-probabilities read per verdict")
     no_reflection: bool = Field(False, description="ablation: mid criteria are not rewritten")
     no_kb: bool = Field(False, description="ablation: the manager proposes every criterion")
+    no_measures: bool = Field(False, description="ablation: no computed criteria (text measures such as length)")
     kb_file: str | None = Field(None, validation_alias=AliasChoices("kb", "kb_file"),
                                 description="a user knowledge-base file, used with the shipped one")
     kb_domains: list[str] = Field(default_factory=list, description="only knowledge-base criteria of these domains, "
@@ -376,5 +377,7 @@ class RunCommand(Command, SelectOptions, TrainOptions, MiningCommandOptions):
     min_confidence: float = _same_as(PairSourceOptions, "min_confidence")
     judge_engine: Literal["server", "ray"] = "server"
     score_engine: Literal["local", "ray"] = "local"
+    without_signal: bool = Field(False, description="go on to label, train and select even when no mined criterion "
+                                                    "beats chance on the seeds (otherwise the run stops, exit 4)")
     fraction: float | None = Field(0.3, gt=0.0, le=1.0, description="share of documents to keep")
     out: Path = Field(description="run directory")

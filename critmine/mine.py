@@ -9,8 +9,10 @@ import logging
 import time
 from pathlib import Path
 
+from critmine.agents import knowledge
 from critmine.agents.flow import MiningFlow
 from critmine.agents.manager import Manager
+from critmine.agents.vetting import Vetter
 from critmine.agents.worker import Worker
 from critmine.artifacts import CriteriaSet, RunLayout
 from critmine.config import MineConfig
@@ -100,7 +102,9 @@ async def _run_flow(cfg: MineConfig, pairs: list[Pair], run_dir: Path, resume: b
             cache = ResponseCache(layout.cache)
             clients = [LLMClient(ep, usage=usage, cache=cache, budget=cfg.budget, on_paid=save_usage)
                        for ep in (manager_ep, worker_ep)]
-            manager = Manager(clients[0], max_text_chars=min(cfg.max_text_chars, 1200))
+            vetter = Vetter([t for p in pairs for t in (p.a, p.b)],
+                            [f"{e.name} {e.description}" for e in knowledge.load_all(cfg.kb_file)])
+            manager = Manager(clients[0], max_text_chars=min(cfg.max_text_chars, 1200), vetter=vetter)
             worker = Worker(clients[1], max_text_chars=cfg.max_text_chars, top_logprobs=cfg.top_logprobs)
             flow = MiningFlow(cfg, pairs, manager, worker, run_dir, on_step=save_usage,
                               failures=lambda: usage.total().failures)

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from critmine.agents.annotate import judge_parts
-from critmine.artifacts import PhaseRecord, RunLayout, RunRecord
+from critmine.artifacts import CriteriaSet, PhaseRecord, RunLayout, RunRecord
 from critmine.config import RunCommand
+from critmine.errors import NoSignal
 from critmine.eval.report import write_report
 from critmine.io import check_output_dir
 from critmine.judging import run_judge
@@ -132,6 +133,11 @@ def run_all(s: RunCommand) -> dict:
             rerun_upstream = True
         record[name] = PhaseRecord(fingerprint=prints[name], done=True, settings=settings[name])
         _save(run, s, record, outputs)
+        if name == "mine" and not s.without_signal and (
+                why := CriteriaSet.read(run.criteria, allow_empty=True).no_signal):
+            write_report(run.root)
+            raise NoSignal(f"{why} The run stops before labelling the corpus with these criteria "
+                           "(--without-signal goes on regardless).")
     _, page = write_report(run.root)
     return {"report": str(page), **{k: str(v) for k, v in outputs.items()}}
 

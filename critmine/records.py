@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from critmine.measures import MEASURES
+
 Side = Literal["a", "b"]
 Verdict = Literal["a", "b", "none"]
 Order = Literal["ab", "ba", "both"]
@@ -76,6 +78,11 @@ class Criterion(BaseModel):
     version: int = 1
     origin: Literal["proposed", "replacement", "knowledge_base"] = "proposed"
     source: str | None = Field(None, description="where a knowledge-base criterion comes from")
+    measure: str | None = Field(None, description="a computed criterion: the measure (critmine.measures) that "
+                                                  "judges it instead of an LLM")
+    prefer: Literal["higher", "lower"] = Field("higher", description="a computed criterion's better end")
+    scale: float | None = Field(None, description="spread of its soft margins on the seed pairs (RMS of "
+                                                  "p_a/(p_a+p_b) − ½): the vote divides by it")
     accuracy: float | None = Field(None, description="accuracy on seed pairs that did not drive its rewrites")
     ci_low: float | None = None
     ci_high: float | None = None
@@ -86,9 +93,20 @@ class Criterion(BaseModel):
     band: Band | None = None
     history: list[Rewrite] = Field(default_factory=list)
 
+    @field_validator("measure")
+    @classmethod
+    def _known_measure(cls, v: str | None) -> str | None:
+        if v is not None and v not in MEASURES:
+            raise ValueError(f"unknown measure {v!r} (known: {', '.join(MEASURES)})")
+        return v
+
     @property
     def key(self) -> str:
         return f"{self.name}@v{self.version}"
+
+    @property
+    def computed(self) -> bool:
+        return self.measure is not None
 
 
 class Judgment(BaseModel):

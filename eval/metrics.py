@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Iterable
 
 
@@ -48,3 +49,26 @@ def cohen_kappa(x: list[str], y: list[str]) -> float:
     po = sum(a == b for a, b in zip(x, y, strict=True)) / n
     pe = sum((x.count(c) / n) * (y.count(c) / n) for c in cats)
     return 1.0 if pe == 1 else (po - pe) / (1 - pe)
+
+
+def paired_difference(first: dict[str, str], second: dict[str, str], labels: dict[str, str], *,
+                      resamples: int = 4000, seed: int = 0) -> dict:
+    """Accuracy of `first` minus accuracy of `second` on the same pairs (pair id → "a" | "b" | "none"; an
+    abstention counts as not correct), with a paired bootstrap 95% interval (pairs resampled together), and the
+    exact McNemar (sign) test on the pairs where exactly one of the two is right."""
+    ids = [i for i in labels if i in first and i in second]
+    a = [first[i] == labels[i] for i in ids]
+    b = [second[i] == labels[i] for i in ids]
+    n = len(ids)
+    if not n:
+        return {"n": 0, "difference": None, "ci_low": None, "ci_high": None, "only_first": 0, "only_second": 0,
+                "mcnemar_p": None}
+    d = [int(x) - int(y) for x, y in zip(a, b, strict=True)]
+    rng = random.Random(seed)
+    boots = sorted(sum(d[rng.randrange(n)] for _ in range(n)) / n for _ in range(resamples))
+    only_a, only_b = d.count(1), d.count(-1)
+    k, m = min(only_a, only_b), only_a + only_b
+    p = min(1.0, 2 * sum(math.comb(m, i) for i in range(k + 1)) / 2**m) if m else 1.0
+    return {"n": n, "difference": sum(d) / n, "ci_low": boots[int(0.025 * resamples)],
+            "ci_high": boots[int(0.975 * resamples) - 1], "only_first": only_a, "only_second": only_b,
+            "mcnemar_p": p}

@@ -105,7 +105,10 @@ def _plots(d: dict) -> dict[str, str]:
 
 def _markdown(d: dict) -> str:
     c = d["criteria"]
-    lines = ["# critmine run report", "", "## Final criteria", "",
+    lines = ["# critmine run report", ""]
+    if c.get("no_signal"):
+        lines += [f"> **NO SIGNAL**: {c['no_signal']}", ""]
+    lines += ["## Final criteria", "",
              "| criterion | version | origin | accuracy | 95% CI | coverage | n |", "|---|---|---|---|---|---|---|"]
     for x in c["criteria"]:
         acc = "-" if x["accuracy"] is None else f"{x['accuracy']:.3f}"
@@ -117,6 +120,10 @@ def _markdown(d: dict) -> str:
         if f["accuracy"] is not None:
             lines.append(f"\nFlow ({kind} vote) on the seed pairs: {f['accuracy']:.3f} "
                          f"[{f['ci_low']:.2f}, {f['ci_high']:.2f}], coverage {f['coverage']:.2f}")
+    if c.get("refused"):
+        lines += ["", "## Refused before judging", "", "The manager's proposals and rewrites that were not quality "
+                  "criteria (never judged):", ""]
+        lines += [f"- {r['name']}: {r['why']}" for r in c["refused"]]
     if d["evals"]:
         lines += ["", "## Evaluation on held-out pairs", "", "| method | accuracy | 95% CI | coverage | kappa | n |",
                   "|---|---|---|---|---|---|"]
@@ -135,6 +142,19 @@ def _markdown(d: dict) -> str:
             if "injection" in e and e["injection"]["flip_rate"] is not None:
                 lines.append(f"| {e.get('method', k)} + injection | flip rate {e['injection']['flip_rate']:.3f} "
                              "| | | | |")
+    for k, e in d["evals"].items():
+        if a := e.get("audit"):
+            lines += ["", f"## Shortcut audit ({e.get('method', k)}, {e['n_pairs']} pairs)", "",
+                      "Simple signals alone: " + ", ".join(f"{n} {v:.3f}" for n, v in a["simple_signals"].items()
+                                                           if v is not None) + "."]
+            fl = a["flow_length_matched"]
+            if fl["accuracy"] is not None:
+                lines.append(f"On the {a['length_matched_pairs']} length-matched pairs (length ratio ≤ 1.3): "
+                             f"flow {fl['accuracy']:.3f} [{fl['ci_low']:.2f}, {fl['ci_high']:.2f}]; " + ", ".join(
+                                 f"{n} {v:.3f}" for n, v in a["criteria_length_matched"].items() if v is not None))
+            if (w := a.get("flow_without_computed")) and w["accuracy"] is not None:
+                lines.append(f"Flow without its computed criteria: {w['accuracy']:.3f} "
+                             f"[{w['ci_low']:.2f}, {w['ci_high']:.2f}].")
     lines += report_distil.markdown(d["distil"])
     return "\n".join(lines) + "\n"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,32 @@ REPLACEMENTS = [
     {"name": "detail_level", "description": "Prefer the thorough, detailed text."},
     {"name": "brevity", "description": "Prefer the shorter text."},
 ]
+
+
+LONG_WORDS = "because for example the source shows the reason in detail".split()
+SHORT_WORDS = "ok yes no maybe fine sure".split()
+
+
+def make_corpus(path: Path, n: int = 120, seed: int = 0) -> list[dict]:
+    """Documents of distinct lengths; longer ones use 'thorough' words (the fake's hidden rule: longer wins)."""
+    rng = random.Random(seed)
+    docs = []
+    for i in range(n):
+        length = 40 + 3 * i  # distinct lengths, so the hidden rule always decides
+        vocab = LONG_WORDS if length > 200 else SHORT_WORDS
+        text = f"doc{i:04d}" + (f" {FLIPPED[0]}" if i % 25 == 3 else "")  # "tone" answers against the rule here
+        while len(text) < length:
+            text += " " + rng.choice(vocab)
+        text = text[:length]
+        docs.append({"id": f"d{i:04d}", "text": text, "meta": {"source": "s" + str(i % 2)}})
+    path.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    return docs
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    make_corpus(tmp_path / "docs.jsonl")
+    return tmp_path / "docs.jsonl"
 
 
 def make_pairs(n: int = 12) -> list[dict]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 from pathlib import Path
 
@@ -10,38 +11,13 @@ import numpy as np
 import pytest
 
 from critmine.cli import main
-from tests.conftest import FLIPPED
-
-LONG_WORDS = "because for example the source shows the reason in detail".split()
-SHORT_WORDS = "ok yes no maybe fine sure".split()
-
-
-def make_corpus(path: Path, n: int = 120, seed: int = 0) -> list[dict]:
-    """Documents of distinct lengths; longer ones use 'thorough' words (the fake's hidden rule: longer wins)."""
-    rng = random.Random(seed)
-    docs = []
-    for i in range(n):
-        length = 40 + 3 * i  # distinct lengths, so the hidden rule always decides
-        vocab = LONG_WORDS if length > 200 else SHORT_WORDS
-        text = f"doc{i:04d}" + (f" {FLIPPED[0]}" if i % 25 == 3 else "")  # "tone" answers against the rule here
-        while len(text) < length:
-            text += " " + rng.choice(vocab)
-        text = text[:length]
-        docs.append({"id": f"d{i:04d}", "text": text, "meta": {"source": "s" + str(i % 2)}})
-    path.write_text("".join(json.dumps(d) + "\n" for d in docs))
-    return docs
+from tests.conftest import FLIPPED, LONG_WORDS, SHORT_WORDS, make_corpus
 
 
 def write_criteria(path: Path, *descriptions: str) -> Path:
     crit = [{"name": f"c{i}", "description": d} for i, d in enumerate(descriptions)]
     path.write_text(json.dumps({"criteria": crit, "seed_pair_ids": []}))
     return path
-
-
-@pytest.fixture
-def corpus(tmp_path: Path) -> Path:
-    make_corpus(tmp_path / "docs.jsonl")
-    return tmp_path / "docs.jsonl"
 
 
 def _judge(fake, criteria, corpus, out, *extra) -> int:
@@ -64,8 +40,10 @@ def test_judge_labels_soft_majority_votes_and_confidence(fake, corpus, tmp_path)
         m = r["meta"]
         assert m["votes"]["c2"] == "none" and m["n_voting"] == 2  # the abstaining criterion does not vote
         assert r["better"] == longer and m["majority"] == longer
-        # fake probabilities: 0.75 for the chosen letter, 0.1 for the other → p_a = 0.75 / 0.85
-        assert m["p_a"] == pytest.approx(0.75 / 0.85 if longer == "a" else 0.1 / 0.85, abs=1e-6)
+        # fake probabilities: 0.75 for the chosen letter, 0.1 for the other → q = 0.75 / 0.85 for both voters; no
+        # scale in this criteria.json, so each margin counts in units of 0.25: p_a = σ((q − ½) / 0.25)
+        q = 0.75 / 0.85 if longer == "a" else 0.1 / 0.85
+        assert m["p_a"] == pytest.approx(1 / (1 + math.exp(-(q - 0.5) / 0.25)), abs=1e-6)
     summary = json.loads((tmp_path / "lab.jsonl.parts" / "summary.json").read_text())
     assert summary["judged"] == 40
     assert summary["dropped_low_confidence"] == len(undecided) and summary["dropped_no_vote"] == 0

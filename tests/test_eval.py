@@ -28,6 +28,11 @@ def test_eval_on_held_out_pairs(fake, seeds, tmp_path, capsys):
     assert all(r["accuracy"] == 1.0 for r in result["criteria"])
     assert result["swap_consistency"] == 1.0  # the fake's preference does not depend on the order
     assert "FLOW (soft vote)" in capsys.readouterr().out
+    # Shortcut audit: "longer wins" alone is right on all of these pairs, and none is length-matched.
+    audit = result["audit"]
+    assert audit["simple_signals"]["longer_text"] == 1.0 and audit["simple_signals"]["shorter_sentences"] == 0.0
+    assert audit["length_matched_pairs"] == 0 and audit["flow_length_matched"]["accuracy"] is None
+    assert "flow_without_computed" not in audit  # mined with --no-kb: no computed criterion in the flow
 
 
 def test_eval_refuses_seed_pairs(fake, seeds, tmp_path, caplog):
@@ -129,7 +134,7 @@ def test_benchmark_table_has_flow_scorer_and_baselines(fake, tmp_path):
     test = [{**p, "id": f"t{i}", "a": p["a"].replace("[p", "[t"), "b": p["b"].replace("[p", "[t")}
             for i, p in enumerate(make_pairs(40)[12:])]
     (d / "test.jsonl").write_text("".join(json.dumps(p) + "\n" for p in test))
-    from tests.test_distil import make_corpus
+    from tests.conftest import make_corpus
 
     make_corpus(tmp_path / "corpus.jsonl")  # distinct lengths: the fake's rule decides every corpus pair
     root = Path(__file__).resolve().parents[1]
@@ -143,6 +148,9 @@ def test_benchmark_table_has_flow_scorer_and_baselines(fake, tmp_path):
     assert methods == ["Flow", "Scorer (hashing)", "length", "random"]
     flow, scorer, length = table["rows"][:3]
     assert flow["accuracy"] == 1.0 and length["accuracy"] == 1.0  # the test pairs follow the hidden rule
+    d = length["flow_minus_this"]  # paired on the same 28 pairs: never apart
+    assert (d["n"], d["difference"], d["ci_low"], d["ci_high"], d["mcnemar_p"]) == (28, 0, 0, 0, 1.0)
+    assert "Flow - length" in proc.stdout
     # measured like every method (its quality is tested in test_distil: the fake's length rule cannot be learnt
     # from length-matched corpus pairs)
     assert scorer["n"] == 28 and scorer["llm_calls"] > 0 and scorer["accuracy"] is not None

@@ -161,3 +161,42 @@ def test_budget_stops_cleanly_and_resume_finishes(fake, seeds, tmp_path):
     assert main(["mine", "--out", str(out), "--resume", *FAST]) == 0  # the stored --base-url is reused
     assert load(out)["criteria"]
     assert max(fake.keys.values()) == 1  # no answered request was ever asked again
+
+
+def test_nonsense_proposals_are_refused_before_judging_and_the_manager_is_asked_again(tmp_path, seeds):
+    copy = {"name": "answer_quality", "description": "Prefer what the seed says: a longer answer 3 that explains the "
+                                                     "reasons, gives an example."}
+    stub = {"name": "edu_basic_relevance", "description": "The criterion"}
+    script = make_script()
+    script.initial = [copy, stub, *script.initial]
+    with FakeLLMServer(script) as fake:
+        assert mine(fake, seeds, tmp_path / "run", "--iterations", "0") == 0
+        judged = " ".join(m["content"] for r in fake.requests if r.get("max_tokens") == 1 for m in r["messages"])
+    data = load(tmp_path / "run")
+    refused = {r["name"]: r["why"] for r in data["refused"]}
+    assert refused["answer_quality"].startswith("copies a seed text")
+    assert refused["edu_basic_relevance"].startswith("too short")
+    assert "The criterion" not in judged and "a longer answer 3 that explains the reasons, gives" not in judged
+    # The second request (told what was refused and why) filled the set: 4 criteria were judged.
+    names = {c["name"] for c in data["criteria"] + data["not_selected"]}
+    assert len(names) == 4 and not names & set(refused)
+    assert "answer_quality" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_no_criterion_above_chance_is_said_plainly_with_exit_code_4(tmp_path, seeds, corpus):
+    script = make_script()  # only "tone" (right on 8 of 12: its interval reaches below 0.5) and worse
+    script.initial = [c for c in script.initial if c["name"] in ("polite_tone", "formatting")]
+    with FakeLLMServer(script) as fake:
+        assert mine(fake, seeds, tmp_path / "run", "--n-criteria", "2", "--iterations", "0") == 4
+        data = load(tmp_path / "run")
+        assert [c["name"] for c in data["criteria"]] == ["polite_tone"]
+        assert "no criterion agrees with people better than chance on the 12 seed pairs" in data["no_signal"]
+        assert "polite_tone 0.67 [0.39, 0.86]" in data["no_signal"] and "--worker-model" in data["no_signal"]
+        assert "NO SIGNAL" in (tmp_path / "run" / "report.md").read_text()
+        run = tmp_path / "all"
+        args = ["run", "--pairs", str(seeds), "--corpus", str(corpus), "--out", str(run), "--base-url",
+                fake.base_url, "--model", "fake", "--n-criteria", "2", "--iterations", "0", "--no-kb",
+                "--n-pairs", "10", *FAST]
+        assert main(args) == 4  # the run stops before labelling the corpus with criteria that carry no signal
+        assert (run / "criteria.json").exists() and not (run / "labelled.jsonl").exists()
+        assert main([*args, "--without-signal"]) == 0 and (run / "selected.jsonl").exists()

@@ -10,6 +10,7 @@ import pytest
 from critmine.agents.knowledge import DOMAINS, add_run, load, near_duplicates, rank, shipped_path
 from critmine.cli import main
 from critmine.io import InputError
+from critmine.measures import MEASURES
 
 
 def test_shipped_knowledge_base_is_large_valid_and_free_of_near_duplicates():
@@ -47,7 +48,8 @@ def _mine(fake, seeds, out, *extra):
 
 def test_retrieval_judges_candidates_on_the_seeds_and_keeps_the_good_ones(fake, seeds, tmp_path, caplog):
     caplog.set_level(logging.INFO)
-    assert _mine(fake, seeds, tmp_path / "run", "--kb-max-candidates", "5", "--iterations", "0") == 0
+    assert _mine(fake, seeds, tmp_path / "run", "--kb-max-candidates", "5", "--iterations", "0",
+                 "--no-measures") == 0
     data = json.loads((tmp_path / "run" / "criteria.json").read_text())
     cands = {c["name"]: c for c in data["knowledge_base_candidates"]}
     assert len(cands) == 5 and "depth_of_coverage" in cands  # the observation mentions "thorough"
@@ -60,6 +62,25 @@ def test_retrieval_judges_candidates_on_the_seeds_and_keeps_the_good_ones(fake, 
     assert any("seed accuracy of 5 retrieved candidates" in r.getMessage() for r in caplog.records)
 
 
+def test_computed_criteria_are_judged_without_the_llm_and_vote_with_the_others(fake, seeds, tmp_path):
+    assert _mine(fake, seeds, tmp_path / "run", "--kb-max-candidates", "2", "--iterations", "0",
+                 "--kb-max-initial", "1") == 0
+    data = json.loads((tmp_path / "run" / "criteria.json").read_text())
+    cands = {c["name"]: c for c in data["knowledge_base_candidates"]}
+    computed = {e.name for e in load(shipped_path()) if e.measure}
+    assert computed <= set(cands) and len(cands) == len(computed) + 2  # every measure, plus 2 verbal candidates
+    assert cands["longer_text"]["seed_accuracy"] == 10 / 12  # the fake's people prefer the longer text, but twice
+    usage = json.loads((tmp_path / "run" / "usage.json").read_text())["phases"]
+    assert usage["retrieve"]["calls"] == 12 * 2 * 2  # the measures cost no call
+    final = {c["name"]: c for c in data["criteria"]}
+    (kept,) = [c for c in final.values() if c["origin"] == "knowledge_base"]
+    assert kept["measure"] in MEASURES and kept["seed_accuracy"] == 10 / 12 and kept["scale"] > 0
+    judged = [json.loads(x) for x in (tmp_path / "run" / "judgments.jsonl").read_text().splitlines()]
+    assert {j["order"] for j in judged if j["criterion"] == kept["name"]} == {"both"}
+    # The vote divides each criterion's margin by its spread on the seeds, so no criterion drowns the others.
+    assert all(c["scale"] for c in final.values() if c["coverage"])
+
+
 def test_kb_add_then_mine_with_kb_reuses_an_accepted_criterion(fake, seeds, tmp_path):
     assert _mine(fake, seeds, tmp_path / "first", "--no-kb") == 0
     user_kb = tmp_path / "my_kb.jsonl"
@@ -68,7 +89,7 @@ def test_kb_add_then_mine_with_kb_reuses_an_accepted_criterion(fake, seeds, tmp_
     assert added["thoroughness"].accuracy == 10 / 12 and added["thoroughness"].provenance["run"]
     assert added["thoroughness"].domains == ["dialogue"]
     assert _mine(fake, seeds, tmp_path / "second", "--kb", str(user_kb), "--kb-max-candidates", "3",
-                 "--iterations", "0") == 0
+                 "--iterations", "0", "--no-measures") == 0
     final = json.loads((tmp_path / "second" / "criteria.json").read_text())["criteria"]
     reused = [c for c in final if c["origin"] == "knowledge_base" and c["source"] == "critmine mining run"]
     assert reused and {c["name"] for c in reused} <= set(added)

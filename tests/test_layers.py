@@ -14,7 +14,7 @@ PACKAGES = {"critmine": "critmine", "critmine.agents": "agents", "critmine.promp
             "critmine.scorer": "scorer", "critmine.eval": "eval"}  # as pyproject.toml's package-dir maps them
 BASE = {"critmine", "critmine.defaults", "critmine.records", "critmine.artifacts", "critmine.io", "critmine.errors",
         "critmine.config", "critmine.servers", "critmine.embedded", "critmine.vllm_backend", "critmine.endpoints",
-        "critmine.sampling", "critmine.logs", "critmine.shards"}
+        "critmine.sampling", "critmine.logs", "critmine.shards", "critmine.measures"}
 BASE_PACKAGES = ("critmine.llm", "critmine.prompts")
 APPLICATION = {"critmine.cli", "critmine.mine", "critmine.judging",
                "critmine.pipeline", "critmine.label_app", "critmine.labels"}

@@ -160,3 +160,51 @@ def test_an_offline_answer_without_letters_is_retried_counted_and_never_cached(t
     assert stats.failures == 1 and stats.retries == 1 and stats.calls == 3  # bad: asked twice (max_retries 1)
     _verdicts(client, 1, prefix="bad")
     assert usage.phase("judge").calls == 5  # not cached: a rerun asks again
+
+
+class _MultiTransport:
+    """A vLLM-like server for multi-verdict answers: "A B N" with each letter's distribution at its position."""
+
+    def __init__(self, answer: list[tuple[str, dict[str, float]]]):
+        self.answer, self.extras = answer, []
+
+    async def send(self, messages, params, extra):
+        self.extras.append(extra)
+        content = [{"token": t, "logprob": top[t.strip()], "top_logprobs": [
+            {"token": (" " if i else "") + k, "logprob": v} for k, v in top.items()]}
+            for i, (t, top) in enumerate(self.answer)]
+        text = "".join(t for t, _ in self.answer)
+        return {"choices": [{"message": {"content": text}, "logprobs": {"content": content}}],
+                "usage": {"prompt_tokens": 100, "completion_tokens": len(content)}}
+
+    async def aclose(self):
+        pass
+
+
+def test_multi_verdict_reads_each_criterion_letter_at_its_own_position():
+    from critmine.agents.worker import Worker
+    from critmine.records import Criterion, Pair
+
+    first, second, third = {"A": -0.1, "B": -2.5, "N": -4}, {"A": -3, "B": -0.2, "N": -2}, {"A": -3, "B": -3, "N": -0.1}
+    transport = _MultiTransport([("A", first), (" B", second), (" N", third)])
+    usage = Usage()
+    client = LLMClient(Endpoint(base_url="http://x/v1", model="m", kind="vllm"), usage=usage, transport=transport)
+    crits = [Criterion(name=f"c{i}", description=f"Prefer the text with more {w}.") for i, w in
+             enumerate(["facts", "examples", "jokes"])]
+    js = asyncio.run(Worker(client, multi=True).judge_pair(Pair(id="p", a="x", b="y"), crits))
+    both = {j.criterion: j for j in js if j.order == "both"}
+    # The same answer in both orders: c0 says "first text" both times (position bias) → no preference after the swap.
+    assert both["c0"].p_a == pytest.approx(both["c0"].p_b) and both["c2"].verdict == "none"
+    ab = {j.criterion: j for j in js if j.order == "ab"}
+    assert ab["c0"].verdict == "a" and ab["c1"].verdict == "b" and ab["c2"].verdict == "none"
+    assert usage.phase("judge").calls == 2  # one request per order for all three criteria
+    assert transport.extras[0]["structured_outputs"] == {"regex": "(A|B|N)( (A|B|N)){2}"}
+    short = _MultiTransport([("A", first), (" B", second)])  # 2 letters where 3 were asked: a bad answer
+    client = LLMClient(Endpoint(base_url="http://x/v1", model="m", kind="vllm", max_retries=1, backoff_s=0.01),
+                       usage=Usage(), transport=short)
+    js = asyncio.run(Worker(client, multi=True).judge_pair(Pair(id="p", a="x", b="y"), crits))
+    assert all(j.failed for j in js) and len(short.extras) == 4  # asked twice per order, then failed
+    from critmine.llm.adapters import choice_constraint
+
+    assert choice_constraint("llamacpp", ["A", "B", "N"], 3) == {
+        "grammar": 'root ::= c " " c " " c\nc ::= "A" | "B" | "N"'}

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import math
+
 import pytest
 
-from critmine.agents.scoring import band_of, votes
+from critmine.agents.annotate import label
+from critmine.agents.scoring import band_of, soft_vote, votes
 from critmine.agents.worker import Worker, letter_probs, truncate_middle
-from critmine.eval.metrics import agreement, cohen_kappa, wilson_interval
+from critmine.eval.metrics import agreement, cohen_kappa, paired_difference, wilson_interval
 from critmine.records import Judgment
 
 
@@ -50,9 +53,43 @@ def test_votes_soft_and_majority_can_differ():
     t2 = {"p": [0.45, 0.55, 0.0, "b"]}
     t3 = {"p": [0.4, 0.6, 0.0, "b"]}
     v = votes([t1, t2, t3], ["p"])["p"]
-    assert v["soft"] == "a" and v["majority"] == "b" and v["margin"] == pytest.approx(0.8 - 0.1 - 0.2)
+    # No scales measured: each margin q − ½ counts in units of 0.25, and the logistic turns their mean into p(a).
+    z = ((0.9 - 0.5) + (0.45 - 0.5) + (0.4 - 0.5)) / 0.25 / 3
+    assert v["soft"] == "a" and v["majority"] == "b" and v["margin"] == pytest.approx(1 / (1 + math.exp(-z)) - 0.5)
+    # With scales, a criterion whose margins are always small weighs as much as one whose margins are wide.
+    w = votes([t1, t2, t3], ["p"], [0.4, 0.05, 0.1])["p"]
+    assert w["soft"] == "b"  # (0.4/0.4 − 0.05/0.05 − 0.1/0.1) / 3 < 0
 
 
 def test_truncate_keeps_head_and_tail():
     t = truncate_middle("H" * 100 + "T" * 100, 60)
     assert t.startswith("H" * 40) and t.endswith("T" * 20) and "140 characters omitted" in t
+
+
+def test_mining_eval_and_judge_aggregate_with_one_rule():
+    # Criterion x abstains with a wide raw margin (p_a − p_b = 0.3); y and z vote. The old mining rule, the sum of
+    # p_a − p_b over all criteria, said "a" here (0.3 − 0.1 − 0.1 > 0); the shared rule leaves x out and says "b".
+    tables = {"x": {"p": [0.35, 0.05, 0.6, "none"]}, "y": {"p": [0.3, 0.4, 0.3, "b"]},
+              "z": {"p": [0.4, 0.5, 0.1, "b"]}}
+    scales = {"x": 0.3, "y": 0.02, "z": 0.05}
+    pred = votes(tables.values(), ["p"], list(scales.values()))["p"]
+    z = ((0.3 / 0.7 - 0.5) / 0.02 + (0.4 / 0.9 - 0.5) / 0.05) / 2
+    expected = 1 / (1 + math.exp(-z))
+    assert pred["soft"] == "b" and abs(pred["margin"] - (expected - 0.5)) < 1e-12
+    record = {"votes": {k: {"p_a": t["p"][0], "p_b": t["p"][1], "p_none": t["p"][2], "verdict": t["p"][3],
+                            "failed": False} for k, t in tables.items()}}
+    lab = label(record, scales)
+    assert lab["p_a"] == round(expected, 6) and lab["n_voting"] == 2
+    assert soft_vote([(0.2, 0.1, "none", None)]) is None
+
+
+def test_paired_difference_counts_disagreements_and_brackets_the_difference():
+    labels = {f"p{i}": "a" for i in range(40)}
+    first = {f"p{i}": "a" if i < 30 else "b" for i in range(40)}  # 30 right
+    second = {f"p{i}": "a" if i < 20 else "none" for i in range(40)}  # 20 right, 20 abstentions (not right)
+    d = paired_difference(first, second, labels)
+    assert d["n"] == 40 and d["difference"] == 0.25 and (d["only_first"], d["only_second"]) == (10, 0)
+    assert 0 < d["ci_low"] < 0.25 < d["ci_high"] < 0.5
+    assert d["mcnemar_p"] == 2 / 2**10
+    same = paired_difference(first, first, labels)
+    assert same["difference"] == same["ci_low"] == same["ci_high"] == 0 and same["mcnemar_p"] == 1.0

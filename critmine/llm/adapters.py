@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Literal
 
 import httpx
@@ -12,13 +13,20 @@ ServerKind = Literal["llamacpp", "vllm", "openai"]
 log = logging.getLogger(__name__)
 
 
-def choice_constraint(kind: ServerKind, choices: list[str]) -> dict:
-    """extra_body fields that restrict the next answer to one of `choices`."""
+def choice_constraint(kind: ServerKind, choices: list[str], slots: int = 1) -> dict:
+    """extra_body fields that restrict the answer to one of `choices`, or with `slots` > 1 to that many choices
+    separated by single spaces ("A B N")."""
     if kind == "llamacpp":
-        return {"grammar": "root ::= " + " | ".join(json.dumps(c) for c in choices)}
+        rule = " | ".join(json.dumps(c) for c in choices)
+        if slots == 1:
+            return {"grammar": f"root ::= {rule}"}
+        return {"grammar": "root ::= " + ' " " '.join(["c"] * slots) + f"\nc ::= {rule}"}
     if kind == "vllm":
-        return {"structured_outputs": {"choice": choices}}
-    return {}  # plain OpenAI: max_tokens=1 and logprobs do the work
+        if slots == 1:
+            return {"structured_outputs": {"choice": choices}}
+        one = "(" + "|".join(re.escape(c) for c in choices) + ")"
+        return {"structured_outputs": {"regex": one + f"( {one}){{{slots - 1}}}"}}
+    return {}  # plain OpenAI: max_tokens and logprobs do the work
 
 
 def prompt_cache_hint(kind: ServerKind) -> dict:

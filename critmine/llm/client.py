@@ -40,6 +40,7 @@ class LLMResult:
     text: str | None = None
     data: Any = None
     top_logprobs: list[dict[str, float]] = field(default_factory=list)
+    tokens: list[str] = field(default_factory=list)  # the answer's tokens, as sampled
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
@@ -94,8 +95,12 @@ def _top_logprobs(choice: dict) -> list[dict[str, float]]:
     return out
 
 
+def _tokens(choice: dict) -> list[str]:
+    return [pos.get("token", "") for pos in ((choice.get("logprobs") or {}).get("content")) or []]
+
+
 def request_params(kind: ServerKind, max_tokens: int, temperature: float, json_schema: dict | None,
-                   choices: list[str] | None, top_logprobs: int | None) -> tuple[dict, dict]:
+                   choices: list[str] | None, top_logprobs: int | None, slots: int = 1) -> tuple[dict, dict]:
     """(OpenAI parameters, server-specific extra_body) of one chat request; both are part of the cache key."""
     params: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature}
     extra: dict[str, Any] = dict(prompt_cache_hint(kind))
@@ -103,24 +108,34 @@ def request_params(kind: ServerKind, max_tokens: int, temperature: float, json_s
         params["response_format"] = {"type": "json_schema", "json_schema": {
             "name": json_schema.get("title", "answer"), "schema": json_schema, "strict": True}}
     if choices:
-        extra.update(choice_constraint(kind, choices))
+        extra.update(choice_constraint(kind, choices, slots))
     if top_logprobs:
         params["logprobs"] = True
         params["top_logprobs"] = top_logprobs
     return params, extra
 
 
-def check_letters(res: LLMResult, choices: list[str]) -> None:
+def letter_positions(res: LLMResult, choices: list[str]) -> list[dict[str, float]]:
+    """The top logprobs at each position of the answer where a choice was sampled (a multi-verdict answer
+    "A B N" has one per slot; separators are skipped)."""
+    return [top for token, top in zip(res.tokens, res.top_logprobs, strict=False) if token.strip() in choices]
+
+
+def check_letters(res: LLMResult, choices: list[str], slots: int = 1) -> None:
     """A verdict answer is usable only with a letter distribution: top_logprobs whose first position holds at
-    least one of the choices. Raises NoLogprobs / BadOutput (retried, counted, never cached)."""
+    least one of the choices; with `slots` > 1, exactly that many positions where a choice was sampled.
+    Raises NoLogprobs / BadOutput (retried, counted, never cached)."""
     if not res.top_logprobs or not res.top_logprobs[0]:
         raise NoLogprobs("the answer has no top_logprobs")
-    if not any(token.strip() in choices for token in res.top_logprobs[0]):
+    if slots > 1:
+        if len(found := letter_positions(res, choices)) != slots:
+            raise BadOutput(f"the answer {res.text!r} holds {len(found)} letters where {slots} were asked")
+    elif not any(token.strip() in choices for token in res.top_logprobs[0]):
         raise BadOutput(f"the answer's first token distribution holds none of {', '.join(choices)}")
 
 
 def result_from_payload(payload: dict, parse: Callable[[str], Any] | None, cached: bool,
-                        letters: list[str] | None = None) -> LLMResult:
+                        letters: list[str] | None = None, slots: int = 1) -> LLMResult:
     """An LLMResult from an OpenAI-format chat completion (as served, or as the offline engine writes it);
     with `letters`, the answer must carry a distribution over them (check_letters)."""
     choices = payload.get("choices") or []
@@ -131,10 +146,10 @@ def result_from_payload(payload: dict, parse: Callable[[str], Any] | None, cache
         raise BadOutput("response has no message content")
     data = parse(text) if parse else None
     p, c, k = payload_tokens(payload)
-    res = LLMResult(text=text, data=data, top_logprobs=_top_logprobs(choices[0]), prompt_tokens=p,
-                    completion_tokens=c, cached_tokens=k, cached=cached)
+    res = LLMResult(text=text, data=data, top_logprobs=_top_logprobs(choices[0]), tokens=_tokens(choices[0]),
+                    prompt_tokens=p, completion_tokens=c, cached_tokens=k, cached=cached)
     if letters:
-        check_letters(res, letters)
+        check_letters(res, letters, slots)
     return res
 
 
@@ -167,24 +182,26 @@ class LLMClient:
 
     async def chat(self, messages: list[dict], *, phase: str, max_tokens: int = 256, temperature: float = 0.0,
                    json_schema: dict | None = None, choices: list[str] | None = None,
-                   top_logprobs: int | None = None, parse: Callable[[str], Any] | None = None) -> LLMResult:
+                   top_logprobs: int | None = None, parse: Callable[[str], Any] | None = None,
+                   slots: int = 1) -> LLMResult:
         """One chat completion. Never raises for server trouble: a call that keeps failing returns failed=True.
 
         `parse` turns the text into `data`; a parse error counts as a bad answer and is retried, and only
         answers that parse are cached. A verdict request (`choices` with `top_logprobs`) needs an answer with a
-        distribution over the choices, likewise. Raises BudgetExceeded when the budget is spent, and
+        distribution over the choices, likewise; `slots` > 1 asks for that many choices in one answer ("A B N"),
+        each with its distribution. Raises BudgetExceeded when the budget is spent, and
         EndpointError when the server never returns top_logprobs (checked on the run's first verdicts).
         """
         if json_schema is not None and parse is None:
             parse = parse_json_tolerant
         params, extra = request_params(self.endpoint.kind, max_tokens, temperature, json_schema, choices,
-                                       top_logprobs)
+                                       top_logprobs, slots)
         key = request_key(self.endpoint.model, messages, {**params, **extra})
         letters = verdict_letters(choices, top_logprobs)
         stats = self.usage.phase(phase)
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
             try:
-                res = result_from_payload(hit, parse, cached=True, letters=letters)
+                res = result_from_payload(hit, parse, cached=True, letters=letters, slots=slots)
                 stats.cached_calls += 1
                 stats.replayed_tokens += res.prompt_tokens + res.completion_tokens
                 return res
@@ -199,7 +216,7 @@ class LLMClient:
                 attempts += 1
                 try:
                     payload = await self.transport.send(messages, params, extra)
-                    res = result_from_payload(payload, parse, cached=False, letters=letters)
+                    res = result_from_payload(payload, parse, cached=False, letters=letters, slots=slots)
                 except BudgetExceeded:
                     raise
                 except Exception as exc:  # noqa: BLE001 - classified below; non-retryable ones fail the call

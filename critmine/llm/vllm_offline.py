@@ -45,8 +45,11 @@ def sampling_params(params: dict[str, Any], extra: dict[str, Any]):
     from vllm.sampling_params import StructuredOutputsParams
 
     structured = None
-    if choice := (extra.get("structured_outputs") or {}).get("choice"):
+    wanted = extra.get("structured_outputs") or {}
+    if choice := wanted.get("choice"):
         structured = StructuredOutputsParams(choice=choice)
+    elif regex := wanted.get("regex"):
+        structured = StructuredOutputsParams(regex=regex)
     elif fmt := params.get("response_format"):
         structured = StructuredOutputsParams(json=fmt["json_schema"]["schema"])
     return SamplingParams(temperature=params.get("temperature", 0.0), max_tokens=params.get("max_tokens", 256),

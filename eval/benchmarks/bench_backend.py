@@ -4,6 +4,8 @@
 (b) critmine's default: one verdict token + logprobs, both orders, pair-major; the whole question after the criterion.
 (c) the same, with the instructions in the system prompt, so a verdict's own suffix is only its criterion.
 (d) the same, with the letters explained in the system prompt and a short question after the criterion.
+(e) multi-verdict: one request per pair and order lists every criterion and gets one letter per criterion ("A B N"),
+    each letter's probabilities read at its own position.
 Prints the server's prefill speed (prompt tokens/s on one uncached ~600-token prompt, llama.cpp's own timing), then
 per method: wall time, judgments/s (pair × criterion), prompt tokens computed per verdict request and its ratio to
 the floor (each order's texts computed once, each criterion's own words once per order, one output token per
@@ -46,7 +48,8 @@ CRITERIA = [
 ]
 TEMPLATES = {"(b) verdict (the default prompt)": "worker_verdict.j2",
              "(c) instructions in system only": "worker_verdict_system.j2",
-             "(d) letters in system, short cue": "worker_verdict_cue.j2"}
+             "(d) letters in system, short cue": "worker_verdict_cue.j2",
+             "(e) multi-verdict, one request/order": "worker_verdicts.j2"}
 CRITIQ_SCHEMA = {"title": "critiq_verdict", "type": "object", "additionalProperties": False,
                  "required": ["analysis_a", "analysis_b", "thought", "verdict"],
                  "properties": {"analysis_a": {"type": "string", "maxLength": 400},
@@ -81,13 +84,15 @@ def prefill_tokens_per_s(base_url: str, model: str, repeats: int = 3) -> float |
 
 
 def row(name: str, usage, wall: float, n: int, verdicts, floor: float | None = None) -> dict:
+    """One method's figures; tokens are counted per verdict (pair × criterion × order), prompt and output alike,
+    so one-request-per-verdict and multi-verdict methods compare with the same floor."""
     judged = [(p, v) for p, v in verdicts if v in ("a", "b")]
-    computed = usage.prompt_tokens - usage.cached_tokens
-    per_request = computed / max(1, usage.calls)
-    return {"method": name, "wall_s": wall, "judgments_per_s": n / wall, "prompt_tokens_sent": usage.prompt_tokens,
-            "prompt_tokens_computed": computed, "computed_per_request": per_request,
-            "floor_per_request": floor, "ratio_to_floor": per_request / floor if floor else None,
-            "output_tokens": usage.completion_tokens,
+    computed = usage.prompt_tokens - usage.cached_tokens + usage.completion_tokens
+    per_verdict = computed / (2 * n)
+    return {"method": name, "wall_s": wall, "judgments_per_s": n / wall, "requests": usage.calls,
+            "prompt_tokens_sent": usage.prompt_tokens, "tokens_computed": computed,
+            "computed_per_verdict": per_verdict, "floor_per_verdict": floor,
+            "ratio_to_floor": per_verdict / floor if floor else None, "output_tokens": usage.completion_tokens,
             "accuracy": sum(p.better == v for p, v in judged) / len(judged) if judged else None,
             "coverage": len(judged) / len(verdicts), "correct": [v == p.better for p, v in verdicts]}
 
@@ -109,8 +114,8 @@ def common_prefix(base_url: str, prompts: list[list[dict]]) -> int:
     return n
 
 
-def floor_per_request(base_url: str, worker: Worker, pairs, criteria) -> float:
-    """The physical limit, per verdict request: for each pair and order, the prompt without its criterion computed
+def floor_per_verdict(base_url: str, worker: Worker, pairs, criteria) -> float:
+    """The physical limit, per verdict: for each pair and order, the prompt without its criterion computed
     once, each criterion's own words once, and one output token per verdict."""
     own = {c.name: len(tokens(base_url, f'Criterion "{c.name}": {c.description}')) for c in criteria}
     common = common_prefix(base_url, [worker.build_messages(worker.template, pairs[0], criteria[0], order)
@@ -134,12 +139,13 @@ def paired(base: list[bool], other: list[bool]) -> dict:
 
 
 async def bench(base_url: str, kind: str, model: str, pairs, criteria, max_chars: int, critiq: bool,
-                methods: str = "b,c,d") -> list[dict]:
+                methods: str = "b,c,d,e") -> list[dict]:
     usage = Usage()  # no response cache: every judgment is paid for
     client = LLMClient(Endpoint(base_url=base_url, model=model, kind=kind, timeout_s=600), usage=usage)
     n = len(pairs) * len(criteria)
     by_id = {p.id: p for p in pairs}
-    rows = []
+    rows: list[dict] = []
+    floors: dict[str, float] = {}
     try:
         if critiq:
             t0 = time.monotonic()
@@ -148,8 +154,14 @@ async def bench(base_url: str, kind: str, model: str, pairs, criteria, max_chars
         for name, template in TEMPLATES.items():
             if name[1] not in methods and name[1] != "b":
                 continue
-            worker = Worker(client, max_text_chars=max_chars, template=template)
-            floor = floor_per_request(base_url, worker, pairs, criteria) if kind == "llamacpp" else None
+            worker = Worker(client, max_text_chars=max_chars, template=template, multi=name.startswith("(e)"))
+            if kind != "llamacpp":
+                floor = None
+            elif not worker.multi:
+                floor = floor_per_verdict(base_url, worker, pairs, criteria)
+                floors[name[:3]] = floor
+            else:  # (e) is held to the default prompt's floor
+                floor = floors["(b)"]
             t0 = time.monotonic()
             js = await worker.judge_all(pairs, criteria, phase=template)
             verdicts = [(by_id[j.pair_id], j.verdict) for j in js if j.order == "both"]
@@ -166,7 +178,7 @@ def main() -> None:
     ap.add_argument("--n-pairs", type=int, default=20)
     ap.add_argument("--critiq", action="store_true", help="also run CritiQ-style reasoned judging (slow)")
     ap.add_argument("--prefill-only", action="store_true", help="only print the server's prompt tokens/s")
-    ap.add_argument("--methods", default="b,c,d", help="which verdict prompts to run (b is always run)")
+    ap.add_argument("--methods", default="b,c,d,e", help="which verdict prompts to run (b is always run)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--base-url")
     ap.add_argument("--model", default=DEFAULT_MODEL)
@@ -190,7 +202,7 @@ def main() -> None:
             return
         rows = asyncio.run(bench(base_url, kind, args.model, pairs, CRITERIA, args.max_text_chars, args.critiq,
                                  args.methods))
-    cols = ["wall_s", "judgments_per_s", "computed_per_request", "floor_per_request", "ratio_to_floor",
+    cols = ["wall_s", "judgments_per_s", "requests", "computed_per_verdict", "floor_per_verdict", "ratio_to_floor",
             "output_tokens", "accuracy", "coverage"]
     print(f"{len(pairs)} pairs ({args.pairs}) × {len(CRITERIA)} criteria, model {args.model}, "
           f"server {args.llama_server or base_url}")

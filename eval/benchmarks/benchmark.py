@@ -24,6 +24,7 @@ from critmine.config import EndpointConfig, MineConfig
 from critmine.defaults import DEFAULT_MODEL
 from critmine.eval.baselines import BASELINES
 from critmine.eval.evaluate import run_eval, run_scorer_eval
+from critmine.eval.metrics import paired_difference
 from critmine.eval.report import write_report
 from critmine.io import InputError, read_pairs, write_json_atomic, write_jsonl_atomic
 from critmine.judging import run_judge
@@ -133,8 +134,13 @@ def main() -> int:
         rows = [_row("Flow", flow := run_eval(str(test), work / "eval", endpoint, injection=["instruction"],
                                                 **common))]
         rows[0]["majority_accuracy"] = flow["flow_majority"]["accuracy"]
+        gold = {p.id: p.better for p in read_pairs(test, labelled=True)}
+        flow_pred = {i: v["soft"] for i, v in flow["predictions"].items()}
         for name in [b for b in args.baselines.split(",") if b]:
-            rows.append(_row(name, run_eval(str(test), work / f"eval-{name}", endpoint, baseline=name, **common)))
+            result = run_eval(str(test), work / f"eval-{name}", endpoint, baseline=name, **common)
+            rows.append(_row(name, result))
+            rows[-1]["flow_minus_this"] = paired_difference(
+                flow_pred, {i: v["soft"] for i, v in result["predictions"].items()}, gold, seed=args.seed)
         rows.insert(1, scorer_row(args, work, test, endpoint))
     except InputError as e:
         print(str(e), file=sys.stderr)
@@ -147,6 +153,12 @@ def main() -> int:
           f"{mine_row['tokens']} tokens, " + ("reused, no wall time" if mine_row["wall_s"] is None
                                               else f"{mine_row['wall_s']:.0f} s"))
     print(f"scorer: {rows[1]['note']}")
+    print("Flow minus each baseline on the same pairs (paired bootstrap 95% interval; McNemar exact p):")
+    for r in rows:
+        if d := r.get("flow_minus_this"):
+            print(f"  Flow - {r['method']:<14} {d['difference']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]  "
+                  f"only Flow right {d['only_first']}, only {r['method']} right {d['only_second']}, "
+                  f"p={d['mcnemar_p']:.3g}")
     write_report(work)
     out = args.out or work / "benchmark.json"
     write_json_atomic(out, {"pairs_dir": str(args.pairs_dir), "test": str(test), "rows": rows, "mining": mine_row})

@@ -1,0 +1,93 @@
+"""Vetting the manager's criteria before any judgment is paid for.
+
+A criterion must tell an annotator what makes a text better in general: a small manager also proposes topic words
+("economic_growth"), sentences copied from a seed text, descriptions about one seed pair ("people judged text A
+better because …"), three-word stubs ("The criterion") and near-copies of criteria it already has. Each rule
+below names the fault, so the manager can be asked again with the reason and the log says why.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+from critmine.records import Criterion
+
+MIN_WORDS, MAX_WORDS = 4, 90
+COPY_RUN = 7  # this many consecutive words shared with a seed text is a copy
+DUPLICATE_OVERLAP = 0.6  # content-word Jaccard at or above which two descriptions say the same thing
+_STOP = set("a an the and or of to in on for with by is are be it its as at that this than then from which when "
+            "whether not no rather over under into their there they them these those has have was were will would "
+            "can could should may might must any all some other such only also very most more less".split())
+_PAIR_TALK = re.compile(r"\b[Tt]ext [AB]\b|\b(?i:(people|annotators?|humans?) (judged|chose|preferred|picked))\b|"
+                        r"\b(?i:this pair|the (first|second) text|better data because)\b")
+_SELF_TALK = re.compile(r"^\s*(the|this) criterion\b", re.I)
+
+
+def tokens(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def content_words(text: str) -> set[str]:
+    return {w for w in tokens(text) if w not in _STOP and len(w) > 2 and not w.isdigit()}
+
+
+class Vetter:
+    """Refuses criteria that are not criteria, given the seed texts and the vocabulary of known criteria."""
+
+    def __init__(self, seed_texts: Iterable[str], quality_texts: Iterable[str]):
+        """`quality_texts`: names and descriptions of real criteria (the knowledge base): words that talk about
+        quality rather than about a topic."""
+        seeds = [tokens(t) for t in seed_texts]
+        self.seed_runs = {tuple(ws[i : i + COPY_RUN]) for ws in seeds for i in range(len(ws) - COPY_RUN + 1)}
+        self.seed_words = {w for ws in seeds for w in ws}
+        self.quality_words = {w for t in quality_texts for w in tokens(t.replace("_", " "))}
+
+    def topic_words(self, text: str) -> list[str]:
+        """Words of `text` that the seed texts use (whole, or cut short: "econom") and no known criterion does:
+        the seeds' topics."""
+        return sorted(w for w in content_words(text) if w not in self.quality_words and (
+            w in self.seed_words or (len(w) >= 5 and any(s.startswith(w) for s in self.seed_words))))
+
+    def refuse_description(self, description: str) -> str | None:
+        """Why this description cannot be a criterion's, or None."""
+        ws = tokens(description)
+        if len(ws) < MIN_WORDS:
+            return f"too short to tell an annotator what to prefer ({len(ws)} words; at least {MIN_WORDS})"
+        if len(ws) > MAX_WORDS:
+            return f"too long for one criterion ({len(ws)} words; at most {MAX_WORDS})"
+        if _SELF_TALK.search(description):
+            return "talks about the criterion instead of saying which text to prefer"
+        if m := _PAIR_TALK.search(description):
+            return f"talks about one seed pair ({m.group(0)!r}), not about texts in general"
+        for i in range(len(ws) - COPY_RUN + 1):
+            if tuple(ws[i : i + COPY_RUN]) in self.seed_runs:
+                return f"copies a seed text ({' '.join(ws[i : i + COPY_RUN])!r})"
+        names = self._seed_names(description)
+        if names:
+            return f"names what the seed texts are about ({', '.join(names)}), not a quality"
+        return None
+
+    def _seed_names(self, description: str) -> list[str]:
+        """Capitalised words inside sentences (names) that come from the seed texts and no known criterion."""
+        found = re.findall(r"(?<=[a-z,;] )([A-Z][a-z]+)\b", description)
+        return sorted({w for w in found if w.lower() in self.seed_words and w.lower() not in self.quality_words})
+
+    def refuse(self, criterion: Criterion, others: Sequence[Criterion]) -> str | None:
+        """Why this proposal cannot join `others` (the kept, banned and already accepted criteria), or None."""
+        name_words = content_words(criterion.name.replace("_", " "))
+        topical = self.topic_words(criterion.name.replace("_", " "))
+        if not name_words:
+            return "its name has no word that says what it measures"
+        if len(topical) * 2 >= len(name_words):
+            return f"its name is a topic of the seed texts ({', '.join(topical)}), not a quality"
+        if why := self.refuse_description(criterion.description):
+            return why
+        mine = content_words(criterion.description)
+        for o in others:
+            if o.name == criterion.name:
+                return f"repeats {o.name}"
+            theirs = content_words(o.description)
+            if mine and theirs and len(mine & theirs) / len(mine | theirs) >= DUPLICATE_OVERLAP:
+                return f"says what {o.name} says"
+        return None

@@ -1,0 +1,65 @@
+"""Vetting the manager's proposals: the failures seen on held-out sets are refused, real criteria pass."""
+
+from __future__ import annotations
+
+import pytest
+
+from critmine.agents import knowledge
+from critmine.agents.vetting import Vetter
+from critmine.records import Criterion
+
+SEEDS = [
+    "The faster pace economic growth, which can also be observed in a large number of developing nations, "
+    "depends on investment.",
+    "Economic growth in India and China has lifted millions out of poverty, says the report.",
+    "Chinese markings on the products show where they were made.",
+    "i think school uniform is good because everybody look same and nobody is bullied",
+]
+KB = [f"{e.name} {e.description}" for e in knowledge.load_all(None)]
+
+
+@pytest.fixture(scope="module")
+def vetter() -> Vetter:
+    return Vetter(SEEDS, KB)
+
+
+@pytest.mark.parametrize(("name", "description", "why"), [
+    ("econom_growth", "The faster pace economic growth, which can also be observed in a large number of developing "
+     "nations", "topic of the seed texts (econom, growth)"),
+    ("economic_growth", "Prefer the text that discusses the economy of developing countries in depth.", "topic"),
+    ("examples_of_chinese_markings", "Prefer the text that gives examples of markings found on products.", "topic"),
+    ("clarity", "The faster pace economic growth, which can also be observed in a large number of developing nations",
+     "copies a seed text"),
+    ("edu_basic_relevance", "The criterion", "too short"),
+    ("source_attribution", "The criterion 'source_attribution' is designed to evaluate the quality of claims made.",
+     "talks about the criterion"),
+    ("depth", "Prefer depth. People judged text A to be the better data because it covers more.", "one seed pair"),
+    ("coverage", "Prefer the text that gives an overview of a country, like India, with its strengths and trade.",
+     "names what the seed texts are about (India)"),
+])
+def test_what_is_not_a_criterion_is_refused_with_the_reason(vetter, name, description, why):
+    reason = vetter.refuse(Criterion(name=name, description=description), [])
+    assert reason is not None and why in reason
+
+
+def test_every_shipped_criterion_and_plain_proposals_pass(vetter):
+    for e in knowledge.load_all(None):
+        assert vetter.refuse(Criterion(name=e.name, description=e.description), []) is None, e.name
+    for name, desc in [("brevity", "Prefer the shorter text."),
+                       ("logical_flow", "Prefer the text whose ideas follow each other in a logical order."),
+                       ("counter_arguments", "Prefer the text that answers the opposing side's strongest objection.")]:
+        assert vetter.refuse(Criterion(name=name, description=desc), []) is None, name
+
+
+def test_near_duplicates_of_existing_criteria_are_refused(vetter):
+    have = Criterion(name="evidence", description="Prefer the text that supports its claims with facts and examples.")
+    twin = Criterion(name="support", description="Prefer the text that supports its claims with examples and facts.")
+    other = Criterion(name="grammar", description="Prefer the text with fewer grammar and spelling mistakes.")
+    assert vetter.refuse(twin, [have]) == "says what evidence says"
+    assert vetter.refuse(have.model_copy(), [have]) == "repeats evidence"
+    assert vetter.refuse(other, [have]) is None
+
+
+def test_a_rewrite_is_held_to_the_same_rules(vetter):
+    assert "too short" in vetter.refuse_description("The criterion")
+    assert vetter.refuse_description("Prefer the text whose sentences are grammatical and complete.") is None
