@@ -42,6 +42,7 @@ class FlowState(TypedDict, total=False):
     observations: list[str]
     kb_criteria: list[dict]
     kb_candidates: list[dict]
+    kb_reserve: list[dict]  # candidates that passed but were not kept at first: they fill a short proposal
     criteria: dict[str, dict]  # name → accepted Criterion
     pending: dict[str, dict]  # name → {"criterion": Criterion, "rewrite": {critiques, driven_by} | None}
     critiques: dict[str, dict]
@@ -85,20 +86,21 @@ class MiningFlow:
                   unit="pair") as bar:
             js = await self.worker.judge_all(self.pairs, candidates, phase="retrieve", progress=bar)
         results = scoring.result_tables(js)
-        scored = sorted((self._score(c, results) for c in candidates),
-                        key=lambda c: (c.seed_accuracy or 0.0, c.coverage or 0.0), reverse=True)
+        scored = sorted((self._score(c, results) for c in candidates), key=scoring.by_evidence, reverse=True)
         log.info("knowledge base: seed accuracy of %d retrieved candidates: %s", len(scored),
                  ", ".join(f"{c.name}={c.seed_accuracy:.2f}" if c.seed_accuracy is not None else f"{c.name}=n/a"
                            for c in scored))
         limit = cfg.kb_max_initial if cfg.kb_max_initial is not None else cfg.n_criteria // 2
-        kept = [c for c in scored if (c.seed_accuracy or 0.0) >= cfg.kb_min_accuracy][:limit]
-        log.info("knowledge base: kept %s as initial criteria", ", ".join(c.name for c in kept) or "none")
-        # Start them fresh: the judge node scores them again (free, from the response cache).
+        passed = [c for c in scored if (c.seed_accuracy or 0.0) >= cfg.kb_min_accuracy]
+        log.info("knowledge base: kept %s as initial criteria", ", ".join(c.name for c in passed[:limit]) or "none")
+        # Start them fresh: the judge node scores them again (free, from the response cache). The others that passed
+        # are the reserve that fills the set when the manager's proposals fall short.
         fresh = [Criterion(**c.model_dump(include={"name", "description", "origin", "source", "measure", "prefer"}))
-                 for c in kept]
-        return {"kb_criteria": [c.model_dump() for c in fresh],
-                "kb_candidates": [c.model_dump(include={"name", "seed_accuracy", "coverage", "source"})
-                                  for c in scored]}
+                 for c in passed]
+        return {"kb_criteria": [c.model_dump() for c in fresh[:limit]],
+                "kb_reserve": [c.model_dump() for c in fresh[limit:]],
+                "kb_candidates": [c.model_dump(include={"name", "seed_accuracy", "ci_low", "coverage", "source",
+                                                        "measure"}) for c in scored]}
 
     async def warmup(self, state: FlowState) -> FlowState:
         obs = await self.manager.warmup(self.pairs)
@@ -109,6 +111,12 @@ class MiningFlow:
         kb = [Criterion(**c) for c in state.get("kb_criteria", [])]
         new = await self.manager.propose(self.cfg.n_criteria - len(kb), state.get("observations", []), kb, [])
         crits = kb + new
+        reserve = [Criterion(**c) for c in state.get("kb_reserve") or []]
+        if len(crits) < self.cfg.n_criteria and reserve:
+            extra = reserve[: self.cfg.n_criteria - len(crits)]
+            log.info("the manager proposed %d usable criteria of %d asked; filled with %s from the knowledge base",
+                     len(new), self.cfg.n_criteria - len(kb), ", ".join(c.name for c in extra))
+            crits += extra
         refused = self.manager.take_refused()
         if not crits:
             why = "; ".join(f"{r['name']}: {r['why']}" for r in refused[:3])

@@ -27,10 +27,12 @@ def fold_of(pair_id: str, folds: int) -> int:
     return int(hashlib.sha1(pair_id.encode("utf-8")).hexdigest(), 16) % max(1, folds)
 
 
-def band_of(accuracy: float | None, low: float, good: float) -> str:
+def band_of(accuracy: float | None, low: float, good: float, interval_low: float = 1.0) -> str:
+    """low / mid / good by seed accuracy; "good" also needs the accuracy's 95% interval above `low`, so a criterion
+    that decided one or two seed pairs is not good by luck."""
     if accuracy is None or accuracy <= low:
         return "low"
-    return "good" if accuracy >= good else "mid"
+    return "good" if accuracy >= good and interval_low > low else "mid"
 
 
 def driving_pairs(criterion: Criterion) -> set[str]:
@@ -58,7 +60,7 @@ def score(criterion: Criterion, results: Mapping[str, Result], pairs: Sequence[P
     out.n_correct, out.n_judged = c_h, j_h
     out.ci_low, out.ci_high = lo, hi
     out.coverage = j_all / n_all if n_all else 0.0
-    out.band = band_of(out.seed_accuracy, low, good)
+    out.band = band_of(out.seed_accuracy, low, good, wilson_interval(c_all, j_all)[0])
     out.scale = margin_scale({pid: results[pid] for pid in labels if pid in results})
     return out
 
@@ -106,9 +108,15 @@ def votes(per_criterion: Iterable[Mapping[str, Result]], pair_ids: Sequence[str]
     return out
 
 
+def by_evidence(c: Criterion) -> tuple[float, float]:
+    """Sort key: the lower end of the 95% interval of its accuracy, then the accuracy."""
+    return c.ci_low or 0.0, c.seed_accuracy or 0.0
+
+
 def select_final(criteria: Sequence[Criterion], *, low: float, min_final: int) -> list[Criterion]:
-    """Good criteria; if fewer than `min_final`, topped up with the best remaining ones above the low band."""
-    ranked = sorted(criteria, key=lambda c: (c.seed_accuracy or 0.0, c.coverage or 0.0), reverse=True)
+    """Good criteria; if fewer than `min_final`, topped up with the best remaining ones above the low band (ranked
+    by the lower end of their 95% interval: many agreeing seed pairs beat a perfect score on two)."""
+    ranked = sorted(criteria, key=by_evidence, reverse=True)
     chosen = [c for c in ranked if c.band == "good"]
     for c in ranked:
         if len(chosen) >= min_final:

@@ -21,6 +21,9 @@ _STOP = set("a an the and or of to in on for with by is are be it its as at that
             "can could should may might must any all some other such only also very most more less".split())
 _PAIR_TALK = re.compile(r"\b[Tt]ext [AB]\b|\b(?i:(people|annotators?|humans?) (judged|chose|preferred|picked))\b|"
                         r"\b(?i:this pair|the (first|second) text|better data because)\b")
+MAX_NAME_WORDS = 5
+_EMPTY_NAME = {"prefer", "preferred", "text", "texts", "better", "best", "worse", "good", "quality", "criterion",
+               "criteria", "data", "one", "thing"}
 _SELF_TALK = re.compile(r"^\s*(the|this) criterion\b", re.I)
 
 
@@ -77,7 +80,9 @@ class Vetter:
         """Why this proposal cannot join `others` (the kept, banned and already accepted criteria), or None."""
         name_words = content_words(criterion.name.replace("_", " "))
         topical = self.topic_words(criterion.name.replace("_", " "))
-        if not name_words:
+        if len(tokens(criterion.name.replace("_", " "))) > MAX_NAME_WORDS:
+            return f"its name is a sentence, not a name (more than {MAX_NAME_WORDS} words)"
+        if not name_words - _EMPTY_NAME:
             return "its name has no word that says what it measures"
         if len(topical) * 2 >= len(name_words):
             return f"its name is a topic of the seed texts ({', '.join(topical)}), not a quality"

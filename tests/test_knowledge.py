@@ -11,6 +11,8 @@ from critmine.agents.knowledge import DOMAINS, add_run, load, near_duplicates, r
 from critmine.cli import main
 from critmine.io import InputError
 from critmine.measures import MEASURES
+from tests.conftest import make_script
+from tests.fake_server import FakeLLMServer
 
 
 def test_shipped_knowledge_base_is_large_valid_and_free_of_near_duplicates():
@@ -99,3 +101,22 @@ def test_kb_add_then_mine_with_kb_reuses_an_accepted_criterion(fake, seeds, tmp_
 def test_kb_add_refuses_the_shipped_file(tmp_path):
     with pytest.raises(InputError, match="refusing to write the shipped"):
         add_run(tmp_path, shipped_path(), [])
+
+
+def test_a_short_proposal_is_filled_from_the_knowledge_base_ranked_by_evidence(seeds, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    script = make_script()
+    script.initial = script.replacements = [{"name": "edu_basic_relevance", "description": "The criterion"}]
+    with FakeLLMServer(script) as fake:
+        assert _mine(fake, seeds, tmp_path / "run", "--kb-max-candidates", "4", "--kb-max-initial", "1",
+                     "--iterations", "0") == 0
+    data = json.loads((tmp_path / "run" / "criteria.json").read_text())
+    judged = data["criteria"] + data["not_selected"]
+    assert len(judged) == 4 and all(c["origin"] == "knowledge_base" for c in judged)
+    assert data["refused"][0]["name"] == "edu_basic_relevance"
+    assert any("filled with" in r.getMessage() for r in caplog.records)
+    # Candidates are ranked by the lower end of their interval: one that decided few seed pairs ranks below one
+    # that decided them all, at the same accuracy.
+    cands = data["knowledge_base_candidates"]
+    keys = [(c["ci_low"], c["seed_accuracy"]) for c in cands]
+    assert keys == sorted(keys, reverse=True)

@@ -63,3 +63,11 @@ def test_near_duplicates_of_existing_criteria_are_refused(vetter):
 def test_a_rewrite_is_held_to_the_same_rules(vetter):
     assert "too short" in vetter.refuse_description("The criterion")
     assert vetter.refuse_description("Prefer the text whose sentences are grammatical and complete.") is None
+
+
+def test_a_name_must_name_a_quality(vetter):
+    desc = "Prefer the text that explains its point with reasons and examples."
+    assert "sentence" in vetter.refuse(Criterion(name="prefer_the_text_that_the_better_text_is_better",
+                                                 description=desc), [])
+    assert "no word" in vetter.refuse(Criterion(name="better_quality", description=desc), [])
+    assert vetter.refuse(Criterion(name="explained_reasoning", description=desc), []) is None
