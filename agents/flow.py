@@ -152,16 +152,21 @@ class MiningFlow:
                 criteria[name] = new.model_dump()
                 continue
             old = Criterion(**criteria[name])
-            accepted = (new.seed_accuracy or 0.0) >= (old.seed_accuracy or 0.0)
+            # Accepted only if it wins on the seed pairs whose critiques did not drive it (out of fold).
+            held = [p for p in self.pairs if p.id not in set(rw["driven_by"])]
+            old_h, new_h = (scoring.score(c, results.get(c.key, {}), held, low=self.cfg.low_threshold,
+                                          good=self.cfg.good_threshold).seed_accuracy for c in (old, new))
+            accepted = new_h is not None and (old_h is None or new_h > old_h)
             rewrite = Rewrite(from_version=old.version, to_version=new.version, old_description=old.description,
                               new_description=new.description, critiques=rw["critiques"], driven_by=rw["driven_by"],
                               accepted=accepted, old_accuracy=old.seed_accuracy, new_accuracy=new.seed_accuracy,
-                              iteration=it)
+                              old_held_out=old_h, new_held_out=new_h, iteration=it)
             winner = new if accepted else old
             winner.history = old.history + [rewrite]
             criteria[name] = self._score(winner, results).model_dump()
-            log.info("rewrite of %s v%d→v%d %s (%.3f → %.3f)", name, old.version, new.version,
-                     "accepted" if accepted else "rejected", old.seed_accuracy or 0, new.seed_accuracy or 0)
+            log.info("rewrite of %s v%d→v%d %s (seeds %.3f → %.3f; on the %d seeds that did not drive it %.3f → %.3f)",
+                     name, old.version, new.version, "accepted" if accepted else "rejected", old.seed_accuracy or 0,
+                     new.seed_accuracy or 0, len(held), old_h or 0, new_h or 0)
         current = [Criterion(**c) for c in criteria.values()]
         flow = self._flow_accuracy(current, results)
         write_json_atomic(self.layout.snapshot(it),

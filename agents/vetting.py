@@ -90,7 +90,7 @@ class Vetter:
             return why
         mine = content_words(criterion.description)
         for o in others:
-            if o.name == criterion.name:
+            if o.name == criterion.name or content_words(o.name.replace("_", " ")) == name_words:
                 return f"repeats {o.name}"
             theirs = content_words(o.description)
             if mine and theirs and len(mine & theirs) / len(mine | theirs) >= DUPLICATE_OVERLAP:

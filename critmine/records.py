@@ -67,6 +67,10 @@ class Rewrite(BaseModel):
     accepted: bool
     old_accuracy: float | None = None
     new_accuracy: float | None = None
+    old_held_out: float | None = Field(None, description="old version's accuracy on the seed pairs that did not "
+                                                         "drive this rewrite")
+    new_held_out: float | None = Field(None, description="new version's accuracy on those pairs (the rewrite is "
+                                                         "accepted only if it is higher)")
     iteration: int = 0
 
 

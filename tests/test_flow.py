@@ -37,6 +37,8 @@ def test_criteria_evolve_to_match_the_hidden_rule(fake, seeds, tmp_path, capsys)
     (rw,) = tone["history"]
     assert rw["accepted"] and rw["old_accuracy"] == 8 / 12 and rw["new_accuracy"] == 10 / 12
     assert rw["critiques"] and set(rw["driven_by"]) <= {"p03", "p05", "p10", "p11"}
+    # Accepted because it also wins on the seed pairs that did not drive it (the flipped pair it was not shown).
+    assert rw["new_held_out"] > rw["old_held_out"] and {"p03", "p05"} - set(rw["driven_by"])
     # Overfit guard: its reported accuracy leaves out the pairs that drove the rewrite.
     held = [p for p in make_pairs() if p["id"] not in rw["driven_by"]]
     expected = sum(p["id"] not in NOISY for p in held) / len(held)

@@ -71,3 +71,9 @@ def test_a_name_must_name_a_quality(vetter):
                                                  description=desc), [])
     assert "no word" in vetter.refuse(Criterion(name="better_quality", description=desc), [])
     assert vetter.refuse(Criterion(name="explained_reasoning", description=desc), []) is None
+
+
+def test_the_same_name_words_in_another_order_are_a_repeat(vetter):
+    have = Criterion(name="more_information_and_context", description="Prefer the text that gives more context.")
+    again = Criterion(name="more_context_and_information", description="Prefer the text with background and facts.")
+    assert vetter.refuse(again, [have]) == "repeats more_information_and_context"
