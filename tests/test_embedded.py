@@ -56,8 +56,11 @@ def _mine(seeds: Path, out: Path, *extra: str) -> list[str]:
 
 def test_mine_without_base_url_runs_on_the_embedded_model_and_leaves_no_server(forum_seeds, tmp_path):
     before = llama_servers()
-    res = subprocess.run(_mine(forum_seeds, tmp_path / "run"), capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr[-2000:]
+    res = subprocess.run(_mine(forum_seeds, tmp_path / "run", "--no-measures"), capture_output=True, text=True,
+                         timeout=600)
+    # 4 seed pairs rarely carry a signal whose interval clears chance: then the run ends honestly with code 4
+    assert res.returncode in (0, 4), res.stderr[-2000:]
+    assert (res.returncode == 4) == ("NO SIGNAL" in res.stdout)
     data = json.loads((tmp_path / "run" / "criteria.json").read_text())
     assert data["criteria"] and all(c["coverage"] is not None for c in data["criteria"])
     usage = json.loads((tmp_path / "run" / "usage.json").read_text())["phases"]
