@@ -79,3 +79,8 @@ def test_offline_batch_gives_the_same_probabilities_as_the_server(server_probs):
     assert usage.phase("judge").calls == len(PAIRS) * len(CRITERIA) * 2
     for key, probs in server_probs.items():
         assert offline[key] == pytest.approx(probs, abs=0.03), key
+    # Multi-verdict decoding through the same engine: one request per pair and order, constrained by a regex,
+    # every criterion's letter read at its own position.
+    multi = asyncio.run(Worker(client, multi=True).judge_all(PAIRS, CRITERIA))
+    assert usage.phase("judge").calls == len(PAIRS) * len(CRITERIA) * 2 + len(PAIRS) * 2
+    _check(multi)
