@@ -21,6 +21,7 @@ from langgraph.graph import END, START, StateGraph
 from tqdm.auto import tqdm
 
 from critmine.agents import knowledge, scoring
+from critmine.agents.audit import shortcut_audit
 from critmine.agents.manager import Manager
 from critmine.agents.worker import Worker
 from critmine.artifacts import CriteriaSet, RunLayout, VoteStats
@@ -258,6 +259,7 @@ class MiningFlow:
             seed_pair_ids=[p.id for p in self.pairs],  # so no evaluation can count them as test pairs
             thresholds={"low": self.cfg.low_threshold, "good": self.cfg.good_threshold},
             refused=state.get("refused") or [], no_signal=no_signal,
+            seed_audit=shortcut_audit(self.pairs, final, results),
         ).write(self.layout.criteria)
         write_jsonl_atomic(self.layout.predictions,
                            [{"id": p.id, "human": p.better, **pred[p.id]} for p in self.pairs])

@@ -189,6 +189,7 @@ class CriteriaSet(BaseModel):
     thresholds: dict[str, float] = Field(default_factory=dict)
     refused: list[dict] = Field(default_factory=list,
                                 description="the manager's proposals and rewrites refused before judging, and why")
+    seed_audit: dict[str, Any] | None = Field(None, description="shortcut audit on the seed pairs (agents/audit.py)")
     no_signal: str | None = Field(None, description="set when no selected criterion beats chance on the seed "
                                                     "pairs with a margin its interval supports: what to try")
 

@@ -142,16 +142,18 @@ def _markdown(d: dict) -> str:
             if "injection" in e and e["injection"]["flip_rate"] is not None:
                 lines.append(f"| {e.get('method', k)} + injection | flip rate {e['injection']['flip_rate']:.3f} "
                              "| | | | |")
-    for k, e in d["evals"].items():
-        if a := e.get("audit"):
-            lines += ["", f"## Shortcut audit ({e.get('method', k)}, {e['n_pairs']} pairs)", "",
-                      "Simple signals alone: " + ", ".join(f"{n} {v:.3f}" for n, v in a["simple_signals"].items()
+    audits = [("the seed pairs", len(c.get("seed_pair_ids") or []), c.get("seed_audit"))] + [
+        (f"{e.get('method', k)}, held-out", e["n_pairs"], e.get("audit")) for k, e in d["evals"].items()]
+    for where, n, a in audits:
+        if a:
+            lines += ["", f"## Shortcut audit ({where}, {n} pairs)", "",
+                      "Simple signals alone: " + ", ".join(f"{m} {v:.3f}" for m, v in a["simple_signals"].items()
                                                            if v is not None) + "."]
             fl = a["flow_length_matched"]
             if fl["accuracy"] is not None:
                 lines.append(f"On the {a['length_matched_pairs']} length-matched pairs (length ratio ≤ 1.3): "
                              f"flow {fl['accuracy']:.3f} [{fl['ci_low']:.2f}, {fl['ci_high']:.2f}]; " + ", ".join(
-                                 f"{n} {v:.3f}" for n, v in a["criteria_length_matched"].items() if v is not None))
+                                 f"{m} {v:.3f}" for m, v in a["criteria_length_matched"].items() if v is not None))
             if (w := a.get("flow_without_computed")) and w["accuracy"] is not None:
                 lines.append(f"Flow without its computed criteria: {w['accuracy']:.3f} "
                              f"[{w['ci_low']:.2f}, {w['ci_high']:.2f}].")

@@ -54,6 +54,10 @@ def test_criteria_evolve_to_match_the_hidden_rule(fake, seeds, tmp_path, capsys)
     # Flow prediction by soft vote and by majority vote on the seeds.
     assert data["flow_on_seeds"]["soft"]["accuracy"] == 10 / 12
     assert data["flow_on_seeds"]["majority"]["accuracy"] == 10 / 12
+    # The shortcut audit on the seeds: "longer wins" is right on the 10 clean pairs; no pair is length-matched.
+    assert data["seed_audit"]["simple_signals"]["longer_text"] == 10 / 12
+    assert data["seed_audit"]["length_matched_pairs"] == 0
+    assert "Shortcut audit (the seed pairs, 12 pairs)" in (out / "report.md").read_text()
     preds = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
     assert {p["id"] for p in preds if p["soft"] != p["human"]} == NOISY
     # Judgments, snapshots and usage are on disk; the summary was printed.
