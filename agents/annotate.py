@@ -14,7 +14,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from critmine.agents.scoring import soft_vote
+from critmine.agents.scoring import soft_margin, soft_vote
 from critmine.artifacts import CriteriaSet
 from critmine.io import read_pairs, write_jsonl_atomic
 from critmine.records import Criterion, Judgment, Pair
@@ -46,7 +46,7 @@ def label(record: dict, scales: Mapping[str, float | None] | None = None) -> dic
     p_a = soft_vote(voting)
     if p_a is None:
         return None
-    n_voting = sum(v != "none" and a + b > 1e-9 for a, b, v, _ in voting)
+    n_voting = sum(soft_margin(a, b, v) is not None for a, b, v, _ in voting)
     n_a = sum(v == "a" for v in verdicts.values())
     n_b = sum(v == "b" for v in verdicts.values())
     return {"p_a": round(p_a, 6), "majority": "a" if n_a > n_b else "b" if n_b > n_a else "none",

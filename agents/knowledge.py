@@ -15,14 +15,13 @@ from datetime import date
 from importlib.resources import files
 from itertools import combinations
 from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError
 
 from critmine.artifacts import CriteriaSet, RunLayout
 from critmine.config import MineConfig
 from critmine.io import InputError, write_jsonl_atomic
-from critmine.measures import MEASURES
+from critmine.measures import Measure, Prefer
 from critmine.records import Criterion
 
 DOMAINS = ("general", "educational", "code", "math", "argument", "dialogue", "fluency")
@@ -35,18 +34,11 @@ class KBEntry(BaseModel):
     description: str = Field(min_length=10)
     domains: list[str] = Field(min_length=1)
     source: str = Field(min_length=3)
-    measure: str | None = Field(None, description="a computed criterion (critmine.measures): judged without an LLM")
-    prefer: Literal["higher", "lower"] = "higher"
+    measure: Measure | None = Field(None, description="a computed criterion (critmine.measures): judged without an LLM")
+    prefer: Prefer = "higher"
     accuracy: float | None = None
     n_judged: int | None = None
     provenance: dict | None = None
-
-    @field_validator("measure")
-    @classmethod
-    def _known_measure(cls, v: str | None) -> str | None:
-        if v is not None and v not in MEASURES:
-            raise ValueError(f"unknown measure {v!r} (known: {', '.join(MEASURES)})")
-        return v
 
     def criterion(self) -> Criterion:
         return Criterion(name=self.name, description=self.description, origin="knowledge_base", source=self.source,

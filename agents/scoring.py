@@ -73,10 +73,15 @@ def wrong_pairs(results: Mapping[str, Result], pairs: Sequence[Pair]) -> list[Pa
 DEFAULT_SCALE = 0.25  # a criterion with no measured spread: σ(mean (q − ½)/0.25) ≈ the mean q near ½
 
 
+def soft_margin(p_a: float, p_b: float, verdict: str) -> float | None:
+    """A criterion's vote on one pair: q − ½ with q = p_a / (p_a + p_b); None when it abstained."""
+    return p_a / (p_a + p_b) - 0.5 if verdict != "none" and p_a + p_b > 1e-9 else None
+
+
 def margin_scale(results: Mapping[str, Result]) -> float | None:
-    """The spread of a criterion's soft margins q − ½ (q = p_a / (p_a + p_b)) over the pairs it voted on (RMS),
-    so that a criterion whose probabilities barely move and a measure with wide margins weigh the same."""
-    ms = [r[0] / (r[0] + r[1]) - 0.5 for r in results.values() if r[3] != "none" and r[0] + r[1] > 1e-9]
+    """The spread of a criterion's soft margins (soft_margin) over the pairs it voted on (RMS), so that a
+    criterion whose probabilities barely move and a measure with wide margins weigh the same."""
+    ms = [m for r in results.values() if (m := soft_margin(r[0], r[1], r[3])) is not None]
     rms = math.sqrt(sum(m * m for m in ms) / len(ms)) if ms else 0.0
     return rms if rms > 1e-6 else None
 
@@ -85,8 +90,8 @@ def soft_vote(votes: Iterable[tuple[float, float, str, float | None]]) -> float 
     """The one aggregation rule (mining, eval and judge): each criterion that did not abstain gives its margin
     q − ½ (q = p_a / (p_a + p_b)) divided by its scale (its spread on the seed pairs); p(a better) is the logistic
     of their mean. None when every criterion abstained."""
-    zs = [(p_a / (p_a + p_b) - 0.5) / (scale or DEFAULT_SCALE) for p_a, p_b, verdict, scale in votes
-          if verdict != "none" and p_a + p_b > 1e-9]
+    zs = [m / (scale or DEFAULT_SCALE) for p_a, p_b, verdict, scale in votes
+          if (m := soft_margin(p_a, p_b, verdict)) is not None]
     return 1.0 / (1.0 + math.exp(-sum(zs) / len(zs))) if zs else None
 
 

@@ -78,9 +78,9 @@ class Vetter:
 
     def refuse(self, criterion: Criterion, others: Sequence[Criterion]) -> str | None:
         """Why this proposal cannot join `others` (the kept, banned and already accepted criteria), or None."""
-        name_words = content_words(criterion.name.replace("_", " "))
-        topical = self.topic_words(criterion.name.replace("_", " "))
-        if len(tokens(criterion.name.replace("_", " "))) > MAX_NAME_WORDS:
+        name = criterion.name.replace("_", " ")
+        name_words, topical = content_words(name), self.topic_words(name)
+        if len(tokens(name)) > MAX_NAME_WORDS:
             return f"its name is a sentence, not a name (more than {MAX_NAME_WORDS} words)"
         if not name_words - _EMPTY_NAME:
             return "its name has no word that says what it measures"

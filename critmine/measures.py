@@ -10,6 +10,9 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _SENTENCE_END = re.compile(r"[.!?]+(?:\s|$)")
@@ -60,9 +63,19 @@ MEASURES: dict[str, Callable[[str], float]] = {
     "uppercase_share": uppercase_share,
 }
 TIE = 0.02  # relative difference below which two texts count as equal under a measure
+Prefer = Literal["higher", "lower"]
 
 
-def compare(measure: str, prefer: str, a: str, b: str) -> tuple[float, float, float]:
+def _known(name: str) -> str:
+    if name not in MEASURES:
+        raise ValueError(f"unknown measure {name!r} (known: {', '.join(MEASURES)})")
+    return name
+
+
+Measure = Annotated[str, AfterValidator(_known)]  # a field holding a measure's name, checked against MEASURES
+
+
+def compare(measure: str, prefer: Prefer, a: str, b: str) -> tuple[float, float, float]:
     """(p_a, p_b, p_none) of one pair under a measure: the preferred text by how far apart the two values are
     (log ratio through a logistic), or a tie (p_none = 1) when they are within TIE of each other."""
     fn = MEASURES[measure]

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from critmine.measures import MEASURES
+from critmine.measures import Measure, Prefer
 
 Side = Literal["a", "b"]
 Verdict = Literal["a", "b", "none"]
@@ -82,9 +82,9 @@ class Criterion(BaseModel):
     version: int = 1
     origin: Literal["proposed", "replacement", "knowledge_base"] = "proposed"
     source: str | None = Field(None, description="where a knowledge-base criterion comes from")
-    measure: str | None = Field(None, description="a computed criterion: the measure (critmine.measures) that "
+    measure: Measure | None = Field(None, description="a computed criterion: the measure (critmine.measures) that "
                                                   "judges it instead of an LLM")
-    prefer: Literal["higher", "lower"] = Field("higher", description="a computed criterion's better end")
+    prefer: Prefer = Field("higher", description="a computed criterion's better end")
     scale: float | None = Field(None, description="spread of its soft margins on the seed pairs (RMS of "
                                                   "p_a/(p_a+p_b) − ½): the vote divides by it")
     accuracy: float | None = Field(None, description="accuracy on seed pairs that did not drive its rewrites")
@@ -96,13 +96,6 @@ class Criterion(BaseModel):
     seed_accuracy: float | None = Field(None, description="accuracy on all seed pairs (used for banding)")
     band: Band | None = None
     history: list[Rewrite] = Field(default_factory=list)
-
-    @field_validator("measure")
-    @classmethod
-    def _known_measure(cls, v: str | None) -> str | None:
-        if v is not None and v not in MEASURES:
-            raise ValueError(f"unknown measure {v!r} (known: {', '.join(MEASURES)})")
-        return v
 
     @property
     def key(self) -> str:

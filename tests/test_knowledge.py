@@ -120,3 +120,11 @@ def test_a_short_proposal_is_filled_from_the_knowledge_base_ranked_by_evidence(s
     cands = data["knowledge_base_candidates"]
     keys = [(c["ci_low"], c["seed_accuracy"]) for c in cands]
     assert keys == sorted(keys, reverse=True)
+
+
+def test_a_knowledge_base_entry_with_an_unknown_measure_is_refused_with_its_line(tmp_path):
+    kb = tmp_path / "kb.jsonl"
+    kb.write_text(json.dumps({"name": "longest", "description": "Prefer the longest text of all.",
+                              "domains": ["general"], "source": "mine", "measure": "characters"}) + "\n")
+    with pytest.raises(InputError, match=r"kb.jsonl:1: not a knowledge-base entry"):
+        load(kb)
