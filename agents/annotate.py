@@ -14,7 +14,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from critmine.agents.scoring import soft_margin, soft_vote
+from critmine.agents.scoring import Voter, soft_margin, soft_vote
 from critmine.artifacts import CriteriaSet
 from critmine.io import read_pairs, write_jsonl_atomic
 from critmine.records import Criterion, Judgment, Pair
@@ -37,16 +37,16 @@ def shard_record(pair: Pair, judgments: Sequence[Judgment]) -> dict:
     return {**pair.model_dump(), "votes": votes}
 
 
-def label(record: dict, scales: Mapping[str, float | None] | None = None) -> dict | None:
-    """Soft vote (with the criteria's `scales` from criteria.json), majority vote and confidence of one judged
-    pair; None when no criterion voted."""
+def label(record: dict, voters: Mapping[str, Voter] | None = None) -> dict | None:
+    """Soft vote (with the criteria's scales and weights from criteria.json), majority vote and confidence of one
+    judged pair; None when no criterion voted (a criterion of weight 0 does not vote)."""
     verdicts = {name: v["verdict"] for name, v in record["votes"].items()}
-    voting = [(v["p_a"], v["p_b"], v["verdict"], (scales or {}).get(name)) for name, v in record["votes"].items()
-              if not v["failed"]]
+    voting = [(v["p_a"], v["p_b"], v["verdict"], (voters or {}).get(name, Voter()))
+              for name, v in record["votes"].items() if not v["failed"]]
     p_a = soft_vote(voting)
     if p_a is None:
         return None
-    n_voting = sum(soft_margin(a, b, v) is not None for a, b, v, _ in voting)
+    n_voting = sum(soft_margin(a, b, v) is not None and w.weight > 0 for a, b, v, w in voting)
     n_a = sum(v == "a" for v in verdicts.values())
     n_b = sum(v == "b" for v in verdicts.values())
     return {"p_a": round(p_a, 6), "majority": "a" if n_a > n_b else "b" if n_b > n_a else "none",
@@ -55,11 +55,11 @@ def label(record: dict, scales: Mapping[str, float | None] | None = None) -> dic
 
 
 def labelled_pairs(records: Sequence[dict], min_confidence: float,
-                   scales: Mapping[str, float | None] | None = None) -> tuple[list[Pair], dict]:
+                   voters: Mapping[str, Voter] | None = None) -> tuple[list[Pair], dict]:
     """Pairs with agent labels (`better` from the soft vote, the rest in meta), and what was dropped."""
     out, no_vote, unsure = [], 0, 0
     for r in records:
-        lab = label(r, scales)
+        lab = label(r, voters)
         if lab is None:
             no_vote += 1
             continue

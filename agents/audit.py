@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from critmine.agents import knowledge
-from critmine.agents.scoring import votes
+from critmine.agents.scoring import Voter, votes
 from critmine.agents.worker import Worker
 from critmine.eval.metrics import agreement_stats
 from critmine.records import Criterion, Pair
@@ -20,8 +20,8 @@ def shortcut_audit(pairs: list[Pair], criteria: list[Criterion], by_key: dict[st
                for c in (e.criterion() for e in knowledge.load_all(None) if e.measure)}
     matched = [p for p in pairs if max(len(p.a), len(p.b)) <= LENGTH_MATCHED * min(len(p.a), len(p.b))]
     tables = [by_key.get(c.key, {}) for c in criteria]
-    scales = [c.scale for c in criteria]
-    pred = votes(tables, [p.id for p in matched], scales)
+    voters = [Voter.of(c) for c in criteria]
+    pred = votes(tables, [p.id for p in matched], voters)
     out: dict = {"simple_signals": signals, "length_matched_pairs": len(matched),
                  "flow_length_matched": agreement_stats([pred[p.id]["soft"] for p in matched],
                                                         [p.better for p in matched]),
@@ -30,6 +30,6 @@ def shortcut_audit(pairs: list[Pair], criteria: list[Criterion], by_key: dict[st
                      for c, t in zip(criteria, tables, strict=True)}}
     verbal = [i for i, c in enumerate(criteria) if not c.computed]
     if len(verbal) < len(criteria):
-        only = votes([tables[i] for i in verbal], [p.id for p in pairs], [scales[i] for i in verbal])
+        only = votes([tables[i] for i in verbal], [p.id for p in pairs], [voters[i] for i in verbal])
         out["flow_without_computed"] = agreement_stats([only[p.id]["soft"] for p in pairs], gold)
     return out

@@ -20,7 +20,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import END, START, StateGraph
 from tqdm.auto import tqdm
 
-from critmine.agents import knowledge, scoring
+from critmine.agents import ensemble, knowledge, scoring
 from critmine.agents.audit import shortcut_audit
 from critmine.agents.manager import Manager
 from critmine.agents.worker import Worker
@@ -183,10 +183,19 @@ class MiningFlow:
                  "; stopping" if done else "")
         return {"criteria": criteria, "pending": {}, "best": best, "stale": stale, "done": done}
 
+    def _ensemble(self, criteria: list[Criterion], results: dict) -> ensemble.Ensemble:
+        """The voting criteria with their weights (cfg.ensemble: forward selection or the bands rule)."""
+        cfg = self.cfg
+        if cfg.ensemble == "bands":
+            return ensemble.Ensemble(scoring.select_final(criteria, low=cfg.low_threshold, min_final=cfg.min_final))
+        pool = sorted((c for c in criteria if (c.seed_accuracy or 0.0) > cfg.low_threshold), key=scoring.by_evidence,
+                      reverse=True)
+        return ensemble.choose(pool, results, self.pairs, max_n=cfg.n_criteria, min_n=cfg.min_final)
+
     def _flow_accuracy(self, criteria: list[Criterion], results: dict) -> float | None:
-        final = scoring.select_final(criteria, low=self.cfg.low_threshold, min_final=self.cfg.min_final)
+        final = self._ensemble(criteria, results).criteria
         pred = scoring.votes([results.get(c.key, {}) for c in final], [p.id for p in self.pairs],
-                             [c.scale for c in final])
+                             [scoring.Voter.of(c) for c in final])
         correct, judged, _ = agreement([pred[p.id]["soft"] for p in self.pairs], [p.better for p in self.pairs])
         return correct / judged if judged else None
 
@@ -240,9 +249,13 @@ class MiningFlow:
     async def finalize(self, state: FlowState) -> FlowState:
         results = state.get("results") or {}
         everything = [Criterion(**c) for c in (state.get("criteria") or {}).values()]
-        final = scoring.select_final(everything, low=self.cfg.low_threshold, min_final=self.cfg.min_final)
+        chosen = self._ensemble(everything, results)
+        final = chosen.criteria
+        log.info("voting criteria (%s): %s; %s rule, cross-validated seed accuracy %s", self.cfg.ensemble,
+                 ", ".join(f"{c.name} (weight {c.weight:.2f})" for c in final), chosen.rule,
+                 "n/a" if chosen.cv_accuracy is None else f"{chosen.cv_accuracy:.3f}")
         pred = scoring.votes([results.get(c.key, {}) for c in final], [p.id for p in self.pairs],
-                             [c.scale for c in final])
+                             [scoring.Voter.of(c) for c in final])
         flow = {kind: agreement_stats([pred[p.id][kind] for p in self.pairs], [p.better for p in self.pairs])
                 for kind in ("soft", "majority")}
         final_names = {c.name for c in final}
@@ -260,6 +273,7 @@ class MiningFlow:
             thresholds={"low": self.cfg.low_threshold, "good": self.cfg.good_threshold},
             refused=state.get("refused") or [], no_signal=no_signal,
             seed_audit=shortcut_audit(self.pairs, final, results),
+            ensemble=chosen.summary() if self.cfg.ensemble == "forward" else None,
         ).write(self.layout.criteria)
         write_jsonl_atomic(self.layout.predictions,
                            [{"id": p.id, "human": p.better, **pred[p.id]} for p in self.pairs])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from typing import NamedTuple
 
 from critmine.eval.metrics import agreement, wilson_interval
 from critmine.records import Criterion, Judgment, Pair
@@ -86,25 +87,38 @@ def margin_scale(results: Mapping[str, Result]) -> float | None:
     return rms if rms > 1e-6 else None
 
 
-def soft_vote(votes: Iterable[tuple[float, float, str, float | None]]) -> float | None:
+class Voter(NamedTuple):
+    """How one criterion's margin enters the vote: divided by its `scale`, weighted by its `weight` (both in
+    criteria.json, measured and fitted on the seed pairs)."""
+
+    scale: float | None = None
+    weight: float = 1.0
+
+    @classmethod
+    def of(cls, c: Criterion) -> Voter:
+        return cls(c.scale, c.weight)
+
+
+def soft_vote(votes: Iterable[tuple[float, float, str, Voter]]) -> float | None:
     """The one aggregation rule (mining, eval and judge): each criterion that did not abstain gives its margin
     q − ½ (q = p_a / (p_a + p_b)) divided by its scale (its spread on the seed pairs); p(a better) is the logistic
-    of their mean. None when every criterion abstained."""
-    zs = [m / (scale or DEFAULT_SCALE) for p_a, p_b, verdict, scale in votes
-          if (m := soft_margin(p_a, p_b, verdict)) is not None]
-    return 1.0 / (1.0 + math.exp(-sum(zs) / len(zs))) if zs else None
+    of their mean weighted by the criteria's weights. None when every criterion abstained."""
+    zs = [(voter.weight, m / (voter.scale or DEFAULT_SCALE)) for p_a, p_b, verdict, voter in votes
+          if (m := soft_margin(p_a, p_b, verdict)) is not None and voter.weight > 0]
+    total = sum(w for w, _ in zs)
+    return 1.0 / (1.0 + math.exp(-sum(w * z for w, z in zs) / total)) if zs else None
 
 
 def votes(per_criterion: Iterable[Mapping[str, Result]], pair_ids: Sequence[str],
-          scales: Sequence[float | None] | None = None) -> dict[str, dict]:
-    """Flow prediction per pair: the soft vote (soft_vote, with each criterion's scale; margin = p(a better) − ½)
+          voters: Sequence[Voter] | None = None) -> dict[str, dict]:
+    """Flow prediction per pair: the soft vote (soft_vote, with each criterion's Voter; margin = p(a better) − ½)
     and the majority vote over the criteria's verdicts."""
     tables = list(per_criterion)
-    scales = list(scales) if scales is not None else [None] * len(tables)
+    voters = list(voters) if voters is not None else [Voter()] * len(tables)
     out = {}
     for pid in pair_ids:
-        rows = [(t[pid], s) for t, s in zip(tables, scales, strict=True) if pid in t]
-        p_a = soft_vote((r[0], r[1], r[3], s) for r, s in rows)
+        rows = [(t[pid], v) for t, v in zip(tables, voters, strict=True) if pid in t]
+        p_a = soft_vote((r[0], r[1], r[3], v) for r, v in rows)
         margin = 0.0 if p_a is None else p_a - 0.5
         n_a, n_b = sum(r[3] == "a" for r, _ in rows), sum(r[3] == "b" for r, _ in rows)
         soft = "a" if margin > 0 else "b" if margin < 0 else "none"

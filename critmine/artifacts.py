@@ -190,6 +190,8 @@ class CriteriaSet(BaseModel):
     refused: list[dict] = Field(default_factory=list,
                                 description="the manager's proposals and rewrites refused before judging, and why")
     seed_audit: dict[str, Any] | None = Field(None, description="shortcut audit on the seed pairs (agents/audit.py)")
+    ensemble: dict[str, Any] | None = Field(None, description="how the voting criteria and their weights were "
+                                                              "chosen (agents/ensemble.py)")
     no_signal: str | None = Field(None, description="set when no selected criterion beats chance on the seed "
                                                     "pairs with a margin its interval supports: what to try")
 

@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 
 from critmine.agents.annotate import CACHE, USAGE, ShardStore, labelled_pairs, load_criteria, shard_record
 from critmine.agents.annotate_ray import judge_with_ray
+from critmine.agents.scoring import Voter
 from critmine.agents.worker import Worker
 from critmine.artifacts import JudgeSummary, parts_of
 from critmine.config import EndpointConfig
@@ -105,7 +106,7 @@ def run_judge(criteria_file: Path, out: Path, worker_cfg: EndpointConfig, *, pai
         raise JudgeIncomplete(f"judge: {unsealed} of {len(store.shards(pairs))} shards had LLM calls that failed "
                               f"for good ({failed_now} calls this run); they were not sealed and {out} was not "
                               "written: rerun the same command to judge them again (every answered call is cached)")
-    labelled, counts = labelled_pairs(store.records(pairs), min_confidence, {c.name: c.scale for c in criteria})
+    labelled, counts = labelled_pairs(store.records(pairs), min_confidence, {c.name: Voter.of(c) for c in criteria})
     write_jsonl_atomic(out, labelled)
     summary = JudgeSummary(**counts, criteria=[c.name for c in criteria], engine=engine, min_confidence=min_confidence,
                            wall_s=round(time.monotonic() - t0, 2), llm_calls=now.calls, cached_calls=now.cached_calls,

@@ -87,6 +87,7 @@ class Criterion(BaseModel):
     prefer: Prefer = Field("higher", description="a computed criterion's better end")
     scale: float | None = Field(None, description="spread of its soft margins on the seed pairs (RMS of "
                                                   "p_a/(p_a+p_b) − ½): the vote divides by it")
+    weight: float = Field(1.0, ge=0, description="its weight in the vote, fitted on the seed pairs (1: equal votes)")
     accuracy: float | None = Field(None, description="accuracy on seed pairs that did not drive its rewrites")
     ci_low: float | None = None
     ci_high: float | None = None

@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from critmine.agents.annotate import load_criteria
 from critmine.agents.audit import shortcut_audit
-from critmine.agents.scoring import result_tables, votes
+from critmine.agents.scoring import Voter, result_tables, votes
 from critmine.agents.worker import Worker
 from critmine.artifacts import CriteriaSet, EvalResult, RunLayout, ScorerMeta
 from critmine.config import EndpointConfig, MineConfig
@@ -62,7 +62,7 @@ def summarise(pairs: list[Pair], criteria: list[Criterion], judgments: list[Judg
         tables.append(table)
         rows.append({"name": c.name, "version": c.version, "seed_accuracy": c.accuracy,
                      **agreement_stats([table.get(p.id, [0, 0, 1, "none"])[3] for p in pairs], gold)})
-    pred = votes(tables, [p.id for p in pairs], [c.scale for c in criteria])
+    pred = votes(tables, [p.id for p in pairs], [Voter.of(c) for c in criteria])
     flips = [per_order[(c.name, p.id, "ab")].verdict != per_order[(c.name, p.id, "ba")].verdict
              for c in criteria for p in pairs
              if (c.name, p.id, "ab") in per_order and (c.name, p.id, "ba") in per_order

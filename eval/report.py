@@ -120,6 +120,12 @@ def _markdown(d: dict) -> str:
         if f["accuracy"] is not None:
             lines.append(f"\nFlow ({kind} vote) on the seed pairs: {f['accuracy']:.3f} "
                          f"[{f['ci_low']:.2f}, {f['ci_high']:.2f}], coverage {f['coverage']:.2f}")
+    if e := c.get("ensemble"):
+        steps = ", ".join(f"+{s['added']} {s['cv_accuracy']:.3f}" for s in e["forward_steps"])
+        weights = ", ".join(f"{n} {w:.2f}" for n, w in e["weights"].items())
+        lines += ["", f"Voting criteria chosen by forward selection ({e['folds']}-fold cross-validated seed accuracy: "
+                  f"{steps}); {e['rule']} rule, weights {weights}. The selection saw these figures, so they are "
+                  "optimistic: the held-out evaluation is the honest one."]
     if c.get("refused"):
         lines += ["", "## Refused before judging", "", "The manager's proposals and rewrites that were not quality "
                   "criteria (never judged):", ""]

@@ -32,7 +32,8 @@ def test_criteria_evolve_to_match_the_hidden_rule(fake, seeds, tmp_path, capsys)
     assert (t["band"], t["seed_accuracy"], t["n_correct"], t["n_judged"], t["coverage"]) == \
         ("good", 10 / 12, 10, 12, 1.0)
     # The mid criterion (right on 8 of 12) was reflected on and rewritten; the rewrite was accepted.
-    tone = final["polite_tone"]
+    kept = {c["name"]: c for c in data["criteria"] + data["not_selected"]}
+    tone = kept["polite_tone"]
     assert tone["version"] == 2 and tone["band"] == "good"
     (rw,) = tone["history"]
     assert rw["accepted"] and rw["old_accuracy"] == 8 / 12 and rw["new_accuracy"] == 10 / 12
@@ -47,9 +48,9 @@ def test_criteria_evolve_to_match_the_hidden_rule(fake, seeds, tmp_path, capsys)
     replaced = {c["name"]: c for c in data["replaced"]}
     assert replaced["formatting"]["seed_accuracy"] == 2 / 12 and replaced["formatting"]["band"] == "low"
     assert replaced["code_style"]["coverage"] == 0.0 and replaced["code_style"]["accuracy"] is None
-    assert final["completeness"]["origin"] == "replacement" and final["completeness"]["band"] == "good"
+    assert kept["completeness"]["origin"] == "replacement" and kept["completeness"]["band"] == "good"
     assert "formatting" not in final and "code_style" not in final
-    for c in data["criteria"]:
+    for c in kept.values():
         assert 0 <= c["ci_low"] <= c["accuracy"] <= c["ci_high"] <= 1
     # Flow prediction by soft vote and by majority vote on the seeds.
     assert data["flow_on_seeds"]["soft"]["accuracy"] == 10 / 12
@@ -67,6 +68,21 @@ def test_criteria_evolve_to_match_the_hidden_rule(fake, seeds, tmp_path, capsys)
     assert usage["judge"]["cached_tokens"] > 0
     printed = capsys.readouterr().out
     assert "thoroughness" in printed and "TOTAL" in printed
+
+
+def test_forward_selection_stops_when_no_criterion_raises_cross_validated_accuracy(fake, seeds, tmp_path):
+    out = tmp_path / "run"
+    assert mine(fake, seeds, out, "--ensemble", "forward") == 0
+    data = load(out)
+    # Four criteria end right on the same 10 of 12 pairs (the bands rule keeps all four): forward selection stops
+    # adding at min_final (3), since none raises the cross-validated accuracy; equal weights cross-validate as well
+    # as fitted ones, so the simpler rule is kept.
+    ens = data["ensemble"]
+    assert len(data["criteria"]) == 3 and ens["rule"] == "mean" and ens["cv_accuracy"] == 10 / 12
+    assert [s["added"] for s in ens["forward_steps"]] == [c["name"] for c in data["criteria"]]
+    assert all(c["weight"] == 1.0 for c in data["criteria"]) and len(data["not_selected"]) == 1
+    assert data["flow_on_seeds"]["soft"]["accuracy"] == 10 / 12
+    assert "Voting criteria chosen by forward selection (5-fold" in (out / "report.md").read_text()
 
 
 def test_verdicts_come_from_logprobs_in_both_orders_with_the_criterion_last(fake, seeds, tmp_path):

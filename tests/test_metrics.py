@@ -5,7 +5,7 @@ import math
 import pytest
 
 from critmine.agents.annotate import label
-from critmine.agents.scoring import band_of, soft_vote, votes
+from critmine.agents.scoring import Voter, band_of, soft_vote, votes
 from critmine.agents.worker import Worker, letter_probs, truncate_middle
 from critmine.eval.metrics import agreement, cohen_kappa, paired_difference, wilson_interval
 from critmine.records import Judgment
@@ -57,8 +57,13 @@ def test_votes_soft_and_majority_can_differ():
     z = ((0.9 - 0.5) + (0.45 - 0.5) + (0.4 - 0.5)) / 0.25 / 3
     assert v["soft"] == "a" and v["majority"] == "b" and v["margin"] == pytest.approx(1 / (1 + math.exp(-z)) - 0.5)
     # With scales, a criterion whose margins are always small weighs as much as one whose margins are wide.
-    w = votes([t1, t2, t3], ["p"], [0.4, 0.05, 0.1])["p"]
+    w = votes([t1, t2, t3], ["p"], [Voter(0.4), Voter(0.05), Voter(0.1)])["p"]
     assert w["soft"] == "b"  # (0.4/0.4 − 0.05/0.05 − 0.1/0.1) / 3 < 0
+    # Weights from criteria.json tip it back: (3·1 − 1 − 1) / 5 > 0; a weight of 0 is no vote at all.
+    fitted = votes([t1, t2, t3], ["p"], [Voter(0.4, 3.0), Voter(0.05), Voter(0.1)])["p"]
+    assert fitted["soft"] == "a" and fitted["margin"] == pytest.approx(1 / (1 + math.exp(-1 / 5)) - 0.5)
+    assert votes([t1, t2, t3], ["p"], [Voter(0.4, 0.0), Voter(0.05), Voter(0.1)])["p"]["margin"] == \
+        pytest.approx(1 / (1 + math.exp(2 / 2)) - 0.5)
 
 
 def test_truncate_keeps_head_and_tail():
@@ -72,15 +77,15 @@ def test_mining_eval_and_judge_aggregate_with_one_rule():
     tables = {"x": {"p": [0.35, 0.05, 0.6, "none"]}, "y": {"p": [0.3, 0.4, 0.3, "b"]},
               "z": {"p": [0.4, 0.5, 0.1, "b"]}}
     scales = {"x": 0.3, "y": 0.02, "z": 0.05}
-    pred = votes(tables.values(), ["p"], list(scales.values()))["p"]
+    pred = votes(tables.values(), ["p"], [Voter(s) for s in scales.values()])["p"]
     z = ((0.3 / 0.7 - 0.5) / 0.02 + (0.4 / 0.9 - 0.5) / 0.05) / 2
     expected = 1 / (1 + math.exp(-z))
     assert pred["soft"] == "b" and abs(pred["margin"] - (expected - 0.5)) < 1e-12
     record = {"votes": {k: {"p_a": t["p"][0], "p_b": t["p"][1], "p_none": t["p"][2], "verdict": t["p"][3],
                             "failed": False} for k, t in tables.items()}}
-    lab = label(record, scales)
+    lab = label(record, {k: Voter(s) for k, s in scales.items()})
     assert lab["p_a"] == round(expected, 6) and lab["n_voting"] == 2
-    assert soft_vote([(0.2, 0.1, "none", None)]) is None
+    assert soft_vote([(0.2, 0.1, "none", Voter())]) is None
 
 
 def test_paired_difference_counts_disagreements_and_brackets_the_difference():
