@@ -133,6 +133,7 @@ class SelectSummary(Artifact):
     seed: int
     fraction: float | None = None
     budget_tokens: int | None = None
+    threshold: float | None = None
     mean_z_kept: float | None = None
     min_score_kept: float | None = None
     scored: str

@@ -68,7 +68,7 @@ def evaluate(s: c.EvalCommand) -> str:
     out = s.out or s.criteria.parent / ("eval" + (f"-{s.baseline}" if s.baseline else ""))  # type: ignore[union-attr]
     result = run_eval(s.pairs, out, s.endpoints()[1], criteria_file=s.criteria, baseline=s.baseline, sample=s.sample,
                       seed=s.seed, max_text_chars=s.max_text_chars, engine=s.engine,
-                      kv_cache_memory_bytes=s.kv_cache_memory_bytes, injection=s.attacks())
+                      kv_cache_memory_bytes=s.kv_cache_memory_bytes, injection=s.attacks(), columns=s.columns())
     text = f"{table(result)}\n\nwall time {result['wall_s']:.1f} s; wrote {out / 'eval.json'}"
     if s.criteria is not None and RunLayout(s.criteria.parent).snapshots():
         text += f"\nupdated {write_report(s.criteria.parent)[1]}"
@@ -76,7 +76,7 @@ def evaluate(s: c.EvalCommand) -> str:
 
 
 def pairs_sample(s: c.PairsSampleCommand) -> str:
-    pairs = sample_pairs(iter_documents(s.corpus), s.n_pairs, seed=s.seed, length_ratio=s.length_ratio,
+    pairs = sample_pairs(iter_documents(s.corpus, s.columns()), s.n_pairs, seed=s.seed, length_ratio=s.length_ratio,
                          group_by=s.group_by)
     write_jsonl_atomic(s.out, pairs)
     return f"wrote {len(pairs)} length-matched pairs to {s.out}"
@@ -125,25 +125,25 @@ def judge(s: c.JudgeCommand) -> str:
         s.criteria, s.out, s.endpoints()[1], pairs_path=s.pairs, corpus=s.corpus, n_pairs=s.n_pairs, seed=s.seed,
         group_by=s.group_by, length_ratio=s.length_ratio, engine=s.engine, shard_size=s.shard_size,
         min_confidence=s.min_confidence, max_text_chars=s.max_text_chars,
-        kv_cache_memory_bytes=s.kv_cache_memory_bytes, workers=s.workers))
+        kv_cache_memory_bytes=s.kv_cache_memory_bytes, workers=s.workers, columns=s.columns()))
 
 
 def train(s: c.TrainCommand) -> str:
     meta = train_scorer(s.pairs, s.out, features=s.features, holdout=s.holdout, human_pairs=s.human_pairs,
-                        seed=s.seed)
+                        seed=s.seed, columns=s.columns())
     return f"{describe_scorer(meta)}\nwrote {s.out}"
 
 
 def score(s: c.ScoreCommand) -> str:
     r = score_corpus(s.scorer, s.input, s.out, engine=s.engine, batch_size=s.batch_size, shard_size=s.shard_size,
-                     workers=s.workers)
+                     workers=s.workers, columns=s.columns())
     return (f"scored {r.rows:,} documents into {r.shards} shards in {r.wall_s} s ({r.docs_per_s} docs/s, {r.engine}); "
             f"wrote {s.out}")
 
 
 def select_documents(s: c.SelectCommand) -> str:
-    return describe_selection(select(s.scored, s.out, fraction=s.fraction, budget_tokens=s.budget_tokens, tau=s.tau,
-                                     seed=s.seed))
+    return describe_selection(select(s.scored, s.out, fraction=s.fraction, budget_tokens=s.budget_tokens,
+                                     threshold=s.threshold, tau=s.tau, seed=s.seed))
 
 
 def run(s: c.RunCommand) -> str:

@@ -23,6 +23,7 @@ from pydantic_settings import (
 )
 
 from critmine.artifacts import read_model
+from critmine.columns import Columns
 from critmine.defaults import DEFAULT_MODEL, MAX_TEXT_CHARS
 from critmine.io import InputError
 from critmine.llm import Budget
@@ -87,6 +88,7 @@ class MineConfig(MiningOptions):
     """Everything that decides what `critmine mine` does."""
 
     pairs: str
+    columns: Columns = Field(default_factory=Columns, description="where the seed pairs' fields are")
     out: str
     seeds_sha256: str = ""
     manager: EndpointConfig = Field(default_factory=EndpointConfig)
@@ -150,6 +152,21 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return {k.replace("-", "_"): v for k, v in data.items()}
 
 
+class ColumnOptions(BaseModel):
+    """Which input columns hold ids, texts and labels (every other column is kept)."""
+
+    id_column: str = _same_as(Columns, "id")
+    text_column: str = _same_as(Columns, "text")
+    a_column: str = _same_as(Columns, "a")
+    b_column: str = _same_as(Columns, "b")
+    label_column: str = _same_as(Columns, "label")
+    generate_ids: bool = _same_as(Columns, "generate_ids")
+
+    def columns(self) -> Columns:
+        return Columns(id=self.id_column, text=self.text_column, a=self.a_column, b=self.b_column,
+                       label=self.label_column, generate_ids=self.generate_ids)
+
+
 class EndpointOptions(BaseModel):
     """The LLM endpoints: default the embedded CPU model, started and stopped by critmine."""
 
@@ -182,7 +199,7 @@ class BudgetOptions(BaseModel):
     max_tokens: int | None = Field(None, description="stop cleanly (resumable) after this many paid tokens")
 
 
-class MiningCommandOptions(BudgetOptions, EndpointOptions, MiningOptions):
+class MiningCommandOptions(BudgetOptions, EndpointOptions, ColumnOptions, MiningOptions):
     """What `mine` and `run` share; `mine_config()` is the MineConfig they describe."""
 
     pairs: str | None
@@ -191,7 +208,7 @@ class MiningCommandOptions(BudgetOptions, EndpointOptions, MiningOptions):
     def mine_config(self) -> MineConfig:
         manager, worker = self.endpoints()
         return MineConfig(**self.model_dump(include=set(MiningOptions.model_fields)), pairs=str(self.pairs or ""),
-                          out=str(self.out), manager=manager, worker=worker,
+                          columns=self.columns(), out=str(self.out), manager=manager, worker=worker,
                           budget=Budget(max_calls=self.max_calls, max_tokens=self.max_tokens))
 
 
@@ -203,7 +220,7 @@ class MineCommand(Command, MiningCommandOptions):
     resume: bool = Field(False, description="continue the run in --out after a stop or a kill")
 
 
-class EvalCommand(Command, EndpointOptions):
+class EvalCommand(Command, EndpointOptions, ColumnOptions):
     """measure mined criteria, a scorer or a baseline on human-labelled test pairs"""
 
     pairs: str = Field(description="labelled test pairs (never the seed pairs)")
@@ -228,7 +245,7 @@ class EvalCommand(Command, EndpointOptions):
         return (self.injection_kinds or True) if self.injection or self.injection_kinds else False
 
 
-class PairsSampleCommand(Command):
+class PairsSampleCommand(Command, ColumnOptions):
     """random length-matched pairs of documents from a corpus (streamed)"""
 
     corpus: CliPositionalArg[str] = Field(description="documents: JSONL, Parquet, CSV or a saved dataset")
@@ -302,7 +319,7 @@ class PairSourceOptions(BaseModel):
     seed: int = 0
 
 
-class JudgeCommand(Command, PairSourceOptions, EndpointOptions):
+class JudgeCommand(Command, PairSourceOptions, EndpointOptions, ColumnOptions):
     """label many pairs with mined criteria (agent annotation at scale)"""
 
     criteria: Path = Field(description="criteria.json of a mining run")
@@ -329,14 +346,14 @@ class TrainOptions(BaseModel):
     seed: int = 0
 
 
-class TrainCommand(Command, TrainOptions):
+class TrainCommand(Command, TrainOptions, ColumnOptions):
     """train a Bradley–Terry scorer on labelled pairs"""
 
     pairs: str = Field(description="labelled pairs (from `critmine judge`, or human labels)")
     out: Path = Field(description="scorer directory")
 
 
-class ScoreCommand(Command):
+class ScoreCommand(Command, ColumnOptions):
     """score every document of a corpus (streamed, sharded, resumable)"""
 
     scorer: Path = Field(description="a scorer directory (from `critmine train`)")
@@ -352,15 +369,18 @@ class SelectOptions(BaseModel):
     fraction: float | None = Field(None, gt=0.0, le=1.0, description="share of documents to keep")
     budget_tokens: int | None = Field(None, ge=1, description="keep documents until this many tokens (instead of "
                                                               "--fraction)")
+    threshold: float | None = Field(None, description="keep every document scoring at least this (instead of "
+                                                      "--fraction; the scorer's quantiles are in its meta.json)")
     tau: float = Field(1.0, ge=0.0, description="0: top-k; > 0: Gumbel sampling on z/τ")
     seed: int = 0
 
     @model_validator(mode="after")
     def _one_target(self) -> SelectOptions:
-        if self.budget_tokens is not None and "fraction" not in self.model_fields_set:
-            self.fraction = None  # a default fraction (run's) gives way to a token budget
-        if (self.fraction is None) == (self.budget_tokens is None):
-            raise ValueError("give exactly one of --fraction and --budget-tokens")
+        others = self.budget_tokens is not None or self.threshold is not None
+        if others and "fraction" not in self.model_fields_set:
+            self.fraction = None  # a default fraction (run's) gives way to a token budget or a threshold
+        if sum(x is not None for x in (self.fraction, self.budget_tokens, self.threshold)) != 1:
+            raise ValueError("give exactly one of --fraction, --budget-tokens and --threshold")
         return self
 
 
@@ -368,7 +388,8 @@ class SelectCommand(Command, SelectOptions):
     """select the best documents by score (top-k or Gumbel sampling)"""
 
     scored: Path = Field(description="scored Parquet shards (from `critmine score`)")
-    out: Path = Field(description="selected documents (JSONL)")
+    out: Path = Field(description="selected documents: .parquet, .jsonl, .jsonl.gz, or a directory name (a saved "
+                                  "datasets dataset)")
 
 
 class RunCommand(Command, SelectOptions, TrainOptions, MiningCommandOptions):

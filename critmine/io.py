@@ -1,13 +1,18 @@
 """Readers and writers for pairs and documents.
 
-JSONL is read line by line (so every error names its line); Parquet, CSV and saved `datasets` datasets are
-streamed through `datasets`. Every reader validates as it goes and raises `InputError("file:line: why")`.
+JSONL (also .gz / .zst) is read line by line (so every error names its line); Parquet, CSV, saved `datasets`
+datasets, Hub dataset ids and remote URLs (hf://, s3://, https://: fsspec) are streamed through `datasets`. Columns
+map to record fields through `critmine.columns`; every other column is kept. Every reader validates as it goes and
+raises `InputError("file:line: why")`.
 """
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -15,8 +20,10 @@ from typing import Any, TypeVar
 
 import datasets
 import pyarrow.parquet as pq
+import zstandard
 from pydantic import BaseModel, ValidationError
 
+from critmine.columns import Columns, document_fields, pair_fields
 from critmine.records import Document, Pair
 
 R = TypeVar("R", Pair, Document)
@@ -26,12 +33,13 @@ class InputError(Exception):
     """Bad user input; the message names the file and line."""
 
 
-def _describe(err: ValidationError) -> str:
+def _describe(err: ValidationError, cols: Columns) -> str:
     parts = []
     for e in err.errors():
         field = ".".join(str(x) for x in e["loc"]) or "record"
         if e["type"] == "missing":
-            parts.append(f"missing field '{field}'")
+            column = getattr(cols, field, field) if field in ("id", "text", "a", "b") else field
+            parts.append(f"missing column '{column}'{cols.hint(field)}")
         elif e["type"] == "extra_forbidden":
             parts.append(f"unknown field '{field}'")
         elif field == "better":
@@ -41,20 +49,39 @@ def _describe(err: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _open_binary(path: Path) -> Any:
+    """A file, decompressed on the fly when it ends in .gz or .zst."""
+    suffix = path.suffix.lower()
+    if suffix == ".gz":
+        return gzip.open(path, "rb")
+    if suffix == ".zst":
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(path.open("rb")))
+    return path.open("rb")
+
+
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    lineno = 0
+    try:
+        with _open_binary(path) as fh:
+            for lineno, raw in enumerate(fh, 1):  # noqa: B007 - lineno is read in the error below
+                yield lineno, raw
+    except (OSError, EOFError, zstandard.ZstdError) as e:
+        raise InputError(f"{path}:{lineno + 1}: cannot read ({_first_line(e)})") from None
+
+
 def _jsonl_rows(path: Path) -> Iterator[tuple[str, Any]]:
-    with path.open("rb") as fh:
-        for lineno, raw in enumerate(fh, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise InputError(f"{path}:{lineno}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column "
-                                 f"{e.start + 1}); is this a binary file?") from None
-            if not line.strip():
-                continue
-            try:
-                yield f"{path}:{lineno}", json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
+    for lineno, raw in _lines(path):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise InputError(f"{path}:{lineno}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column "
+                             f"{e.start + 1}); is this a binary file?") from None
+        if not line.strip():
+            continue
+        try:
+            yield f"{path}:{lineno}", json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
 
 
 def _datasets_rows(path: Path) -> Iterator[tuple[str, Any]]:
@@ -99,44 +126,72 @@ def _check_parquet(path: Path) -> None:
         raise InputError(f"{path}: not a Parquet file ({_first_line(e)})") from None
 
 
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(:[\w.-]+)?$")  # owner/name[:split]
+FILE_FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "json", ".json": "json", ".ndjson": "json"}
+JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
+
+
+def is_remote(source: str | os.PathLike) -> bool:
+    """A Hub dataset id (owner/name[:split]) or a URL (hf://, s3://, https://…) rather than a local path."""
+    s = str(source)
+    return "://" in s or (bool(HUB_ID.match(s)) and not Path(s).exists())
+
+
+def _remote_rows(source: str) -> Iterator[tuple[str, Any]]:
+    """Rows of a Hub dataset or a remote file, streamed by `datasets` (files through fsspec)."""
+    datasets.disable_progress_bars()
+    name = source.split("://", 1)[-1]
+    suffixes = [x.lower() for x in Path(name).suffixes[-2:]]
+    fmt = next((FILE_FORMATS[x] for x in reversed(suffixes) if x in FILE_FORMATS), None)
+    try:
+        if "://" in source and fmt:
+            ds: Any = datasets.load_dataset(fmt, data_files=source, split="train", streaming=True)
+        else:
+            repo, _, split = source.removeprefix("hf://datasets/").partition(":")
+            ds = datasets.load_dataset(repo, split=split or "train", streaming=True)
+    except Exception as e:  # noqa: BLE001 - any failure to open is a user error here
+        raise InputError(f"{source}: cannot open as a dataset ({type(e).__name__}: {_first_line(e)})") from None
+    try:
+        for i, row in enumerate(ds):
+            yield f"{source}: row {i + 1}", row
+    except Exception as e:  # noqa: BLE001 - datasets raises many types for unreadable data
+        raise InputError(f"{source}: cannot read ({type(e).__name__}: {_first_line(e)})") from None
+
+
 def iter_rows(path: str | os.PathLike) -> Iterator[tuple[str, Any]]:
-    """Yield (location, raw row) from JSONL, Parquet, CSV or a saved dataset directory."""
+    """Yield (location, raw row) from JSONL (.gz, .zst), Parquet, CSV, a saved dataset directory, a Hub dataset id
+    or a remote URL."""
+    if is_remote(path):
+        return _remote_rows(str(path))
     p = Path(path)
     if not p.exists():
         raise InputError(f"{p}: no such file or directory")
-    suffix = p.suffix.lower()
-    if p.is_dir() or suffix in (".parquet", ".csv"):
+    suffixes = [x.lower() for x in p.suffixes[-2:]]
+    plain = suffixes[0] if len(suffixes) == 2 and suffixes[1] in (".gz", ".zst") else p.suffix.lower()
+    if p.is_dir() or p.suffix.lower() in (".parquet", ".csv"):
         return _datasets_rows(p)
-    if suffix in (".jsonl", ".json", ".ndjson"):
+    if plain in JSONL_SUFFIXES:
         return _jsonl_rows(p)
-    raise InputError(f"{p}: unsupported format (use .jsonl, .parquet, .csv or a saved datasets directory)")
+    raise InputError(f"{p}: unsupported format (use .jsonl[.gz|.zst], .parquet, .csv, a saved datasets directory, "
+                     "a Hub dataset id or an hf:// URL)")
 
 
-def _coerce(row: Any, where: str) -> dict:
-    if not isinstance(row, dict):
-        raise InputError(f"{where}: expected a JSON object, got {type(row).__name__}")
-    row = dict(row)
-    meta = row.get("meta")
-    if isinstance(meta, str):  # CSV stores meta as JSON text
-        try:
-            row["meta"] = json.loads(meta) if meta.strip() else {}
-        except json.JSONDecodeError:
-            raise InputError(f"{where}: field 'meta' is not valid JSON") from None
-    elif meta is None:
-        row.pop("meta", None)
-    if row.get("better") == "":
-        row["better"] = None
-    return row
-
-
-def iter_records(path: str | os.PathLike, model: type[R]) -> Iterator[R]:
-    """Stream validated records; duplicate ids are an error."""
+def iter_records(path: str | os.PathLike, model: type[R], columns: Columns | None = None) -> Iterator[R]:
+    """Stream validated records (columns mapped by `columns`, the others kept); duplicate ids are an error."""
+    cols = columns or Columns()
+    fields = pair_fields if model is Pair else document_fields
     seen: set[str] = set()
     for where, raw in iter_rows(path):
+        if not isinstance(raw, dict):
+            raise InputError(f"{where}: expected a JSON object, got {type(raw).__name__}")
         try:
-            rec = model.model_validate(_coerce(raw, where))
+            rec = model.model_validate(fields(raw, cols))
+        except json.JSONDecodeError:
+            raise InputError(f"{where}: field 'meta' is not valid JSON") from None
         except ValidationError as e:
-            raise InputError(f"{where}: {_describe(e)}") from None
+            raise InputError(f"{where}: {_describe(e, cols)}") from None
+        if isinstance(rec, Document):
+            rec.row = raw
         rid = rec.id
         if rid in seen:
             raise InputError(f"{where}: duplicate id '{rid}'")
@@ -144,10 +199,10 @@ def iter_records(path: str | os.PathLike, model: type[R]) -> Iterator[R]:
         yield rec
 
 
-def read_pairs(path: str | os.PathLike, *, labelled: bool = False) -> list[Pair]:
+def read_pairs(path: str | os.PathLike, *, labelled: bool = False, columns: Columns | None = None) -> list[Pair]:
     """Read all pairs; with `labelled`, every pair must have `better`."""
     pairs = []
-    for i, pair in enumerate(iter_records(path, Pair), 1):
+    for i, pair in enumerate(iter_records(path, Pair, columns), 1):
         if labelled and pair.better is None:
             raise InputError(f"{path}: pair '{pair.id}' (record {i}) has no label ('better' is null)")
         pairs.append(pair)
@@ -156,8 +211,8 @@ def read_pairs(path: str | os.PathLike, *, labelled: bool = False) -> list[Pair]
     return pairs
 
 
-def iter_documents(path: str | os.PathLike) -> Iterator[Document]:
-    return iter_records(path, Document)
+def iter_documents(path: str | os.PathLike, columns: Columns | None = None) -> Iterator[Document]:
+    return iter_records(path, Document, columns)
 
 
 def check_output_dir(path: str | os.PathLike, what: str, own: tuple[str, ...] = ()) -> None:

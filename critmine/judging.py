@@ -15,6 +15,7 @@ from critmine.agents.annotate_ray import judge_with_ray
 from critmine.agents.scoring import Voter
 from critmine.agents.worker import Worker
 from critmine.artifacts import JudgeSummary, parts_of
+from critmine.columns import Columns
 from critmine.config import EndpointConfig
 from critmine.defaults import MAX_TEXT_CHARS
 from critmine.endpoints import resolve, worker_client
@@ -32,17 +33,19 @@ class JudgeIncomplete(RunStopped):
 
 
 def pairs_to_judge(store: ShardStore, pairs_path: str | None, corpus: str | None, n_pairs: int | None, *,
-                   seed: int, group_by: str | None, length_ratio: float | None) -> list[Pair]:
+                   seed: int, group_by: str | None, length_ratio: float | None,
+                   columns: Columns | None = None) -> list[Pair]:
     if (pairs_path is None) == (corpus is None):
         raise InputError("judge: give exactly one of --pairs and --corpus")
     if pairs_path is not None:
-        return read_pairs(pairs_path)
+        return read_pairs(pairs_path, columns=columns)
     saved = store.saved_pairs()  # a resumed run judges exactly the pairs it sampled first
     if saved is not None:
         return saved
     if not n_pairs:
         raise InputError("judge: --corpus needs --n-pairs")
-    return sample_pairs(iter_documents(corpus), n_pairs, seed=seed, length_ratio=length_ratio, group_by=group_by)
+    return sample_pairs(iter_documents(corpus, columns), n_pairs, seed=seed, length_ratio=length_ratio,
+                        group_by=group_by)
 
 
 async def _judge_local(pairs: list[Pair], pending, criteria: list[Criterion], store: ShardStore,
@@ -72,14 +75,14 @@ def run_judge(criteria_file: Path, out: Path, worker_cfg: EndpointConfig, *, pai
               length_ratio: float | None = None, engine: str = "server", shard_size: int = 16,
               min_confidence: float = 0.0,
               max_text_chars: int = MAX_TEXT_CHARS, kv_cache_memory_bytes: int | None = None,
-              workers: int = 2) -> JudgeSummary:
+              workers: int = 2, columns: Columns | None = None) -> JudgeSummary:
     criteria = load_criteria(criteria_file)
     if not 0.0 <= min_confidence < 1.0:
         raise InputError("--min-confidence must be in [0, 1)")
     store = ShardStore(parts_of(out), shard_size)
     check_output_file(out, store.shards_dir.manifest, "critmine judge")
     pairs = pairs_to_judge(store, pairs_path, corpus, n_pairs, seed=seed, group_by=group_by,
-                           length_ratio=length_ratio)
+                           length_ratio=length_ratio, columns=columns)
     store.check(pairs, criteria)  # read-only: the parts directory is created once the server is up
     pending = store.pending(pairs)
     log.info("judging %d pairs under %d criteria (%s): %d of %d shards to do", len(pairs), len(criteria),

@@ -50,7 +50,7 @@ def prepare(cfg: MineConfig, *, resume: bool) -> tuple[MineConfig, list[Pair]]:
         raise InputError(f"{run_dir}: a run already exists here; use --resume to continue it or choose another --out")
     else:
         check_output_dir(run_dir, "a critmine run directory", own=(layout.run.name, layout.cache.name))
-    pairs = read_pairs(cfg.pairs, labelled=True)
+    pairs = read_pairs(cfg.pairs, labelled=True, columns=cfg.columns)
     if len(pairs) < 2:
         raise InputError(f"{cfg.pairs}: need at least 2 labelled pairs, found {len(pairs)}")
     digest = seeds_digest(pairs)

@@ -54,7 +54,8 @@ def phase_settings(s: RunCommand) -> dict[str, dict[str, Any]]:
                   "min_confidence": s.min_confidence, "seed": s.seed, "max_text_chars": s.max_text_chars},
         "train": {"features": s.features, "holdout": s.holdout, "human_pairs": s.human_pairs, "seed": s.seed},
         "score": {"corpus": file_identity(s.corpus)},
-        "select": {"fraction": s.fraction, "budget_tokens": s.budget_tokens, "tau": s.tau, "seed": s.seed},
+        "select": {"fraction": s.fraction, "budget_tokens": s.budget_tokens, "threshold": s.threshold, "tau": s.tau,
+                   "seed": s.seed},
     }
 
 
@@ -108,7 +109,7 @@ def run_all(s: RunCommand) -> dict:
                                       human_pairs=s.human_pairs, seed=s.seed),
         "score": lambda: score_corpus(run.scorer, s.corpus, run.scored, engine=s.score_engine),
         "select": lambda: select(run.scored, run.selected, fraction=s.fraction, budget_tokens=s.budget_tokens,
-                                 tau=s.tau, seed=s.seed),
+                                 threshold=s.threshold, tau=s.tau, seed=s.seed),
     }
     settings = phase_settings(s)
     prints = fingerprints(settings)

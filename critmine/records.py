@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from critmine.measures import Measure, Prefer
 
@@ -43,9 +43,18 @@ class Pair(_InputRecord):
 
 
 class Document(_InputRecord):
-    """One corpus document."""
+    """One corpus document; `row` is the input row it was read from (every column), when it was read from one."""
 
     text: str
+    _row: dict[str, Any] | None = PrivateAttr(None)
+
+    @property
+    def row(self) -> dict[str, Any] | None:
+        return self._row
+
+    @row.setter
+    def row(self, value: dict[str, Any] | None) -> None:
+        self._row = value
 
     @field_validator("text")
     @classmethod

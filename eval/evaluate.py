@@ -15,6 +15,7 @@ from critmine.agents.audit import shortcut_audit
 from critmine.agents.scoring import Voter, result_tables, votes
 from critmine.agents.worker import Worker
 from critmine.artifacts import CriteriaSet, EvalResult, RunLayout, ScorerMeta
+from critmine.columns import Columns
 from critmine.config import EndpointConfig, MineConfig
 from critmine.defaults import MAX_TEXT_CHARS
 from critmine.endpoints import worker_client
@@ -37,12 +38,14 @@ def seed_ids_of(criteria_file: Path) -> set[str]:
     cfg = RunLayout(criteria_file.parent).config
     if not cfg.exists():
         return set()
-    seeds = MineConfig.read(cfg).pairs
-    return {p.id for p in read_pairs(seeds)} if seeds and Path(seeds).exists() else set()
+    mined = MineConfig.read(cfg)
+    seeds = mined.pairs
+    return {p.id for p in read_pairs(seeds, columns=mined.columns)} if seeds and Path(seeds).exists() else set()
 
 
-def load_test_pairs(path: str, criteria_file: Path | None, sample: int | None, seed: int) -> list[Pair]:
-    pairs = read_pairs(path, labelled=True)
+def load_test_pairs(path: str, criteria_file: Path | None, sample: int | None, seed: int,
+                    columns: Columns | None = None) -> list[Pair]:
+    pairs = read_pairs(path, labelled=True, columns=columns)
     overlap = sorted(seed_ids_of(criteria_file) & {p.id for p in pairs}) if criteria_file else []
     if overlap:
         raise InputError(f"{path}: {len(overlap)} test pairs were seed pairs of the mining run "
@@ -181,14 +184,14 @@ def run_scorer_eval(pairs_path: str, out: Path, scorer_dir: Path, *, sample: int
 def run_eval(pairs_path: str, out: Path, worker_cfg: EndpointConfig, *, criteria_file: Path | None = None,
              baseline: str | None = None, sample: int | None = None, seed: int = 0,
              max_text_chars: int = MAX_TEXT_CHARS, engine: str = "server", kv_cache_memory_bytes: int | None = None,
-             injection: bool | list[str] = False) -> dict:
+             injection: bool | list[str] = False, columns: Columns | None = None) -> dict:
     """Judge held-out pairs with mined criteria or a baseline. `injection`: True for every attack kind of the
     probe (baselines.ATTACKS), or a list of kinds; each kind is the same pairs with that attack planted."""
     criteria: list[Criterion] = []
     if criteria_file is not None:
         criteria = load_criteria(criteria_file)
     method = method_for(baseline, criteria)
-    pairs = load_test_pairs(pairs_path, criteria_file, sample, seed)
+    pairs = load_test_pairs(pairs_path, criteria_file, sample, seed, columns)
     check_output_dir(out, "a critmine evaluation", own=OWN_FILES)
     usage, t0 = Usage(), time.monotonic()  # `out` is created once the worker's server is up
     kinds = list(ATTACKS) if injection is True else list(injection or [])

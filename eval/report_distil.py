@@ -8,7 +8,7 @@ from pathlib import Path
 
 from critmine.agents.annotate import SUMMARY
 from critmine.artifacts import JudgeSummary, RunLayout, ScorerMeta, ScoreSummary, SelectSummary
-from critmine.scorer.output import SUCCESS, read_scored
+from critmine.scorer.output import SCORE, SUCCESS, read_scored
 
 
 def load(run_dir: Path) -> dict:
@@ -23,15 +23,15 @@ def load(run_dir: Path) -> dict:
         d["scorer"] = ScorerMeta.read(scorer).model_dump(exclude_unset=True)
     scored = run.scored
     if (scored / SUCCESS).exists():
-        d["scores"] = read_scored(scored, columns=["score"])["score"].to_numpy()
+        d["scores"] = read_scored(scored, columns=[SCORE])[SCORE].to_numpy()
         d["score_summary"] = ScoreSummary.read(scored / SUCCESS).model_dump(exclude_unset=True)
     sel = run.selected_summary
     if sel.exists():
         d["select"] = SelectSummary.read(sel).model_dump(exclude_unset=True)
         with open(run.selected, encoding="utf-8") as fh:
             kept = [json.loads(x) for x in islice(fh, 200_000)]
-        d["kept_scores"] = [k["meta"]["critmine_score"] for k in kept]
-        d["examples"] = sorted(kept, key=lambda k: -k["meta"]["critmine_score"])[:3]
+        d["kept_scores"] = [k[SCORE] for k in kept]
+        d["examples"] = sorted(kept, key=lambda k: -k[SCORE])[:3]
     return d
 
 
@@ -87,6 +87,6 @@ def markdown(d: dict) -> list[str]:
                   f"Kept {s['kept']:,} of {s['documents']:,} documents and {s['kept_tokens']:,} of {s['tokens']:,} "
                   f"tokens ({how}, tau {s['tau']}); mean z-score of the kept documents {s['mean_z_kept']:+.2f}.", "",
                   "Highest-scoring kept documents:", ""]
-        lines += [f"- `{e['id']}` (score {e['meta']['critmine_score']:.3f}): {_snippet(e['text'])!r}"
+        lines += [f"- `{e['id']}` (score {e[SCORE]:.3f}): {_snippet(e['text'])!r}"
                   for e in d.get("examples", [])]
     return lines

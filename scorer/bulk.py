@@ -4,6 +4,8 @@ Local engine: documents are read and validated one by one (`critmine.io`), score
 worker processes, and written as `part-NNNNN.parquet` shards of `shard_size` rows; a shard appears (atomic
 rename) only when complete, so a killed run resumes after the last complete shard with no row lost or
 duplicated. `_SUCCESS` marks a finished output. Memory holds a few batches, never the corpus.
+Each output row is the input row, every column kept (a dict `meta` as JSON text), plus `critmine_score` and
+`n_tokens`; the first shard fixes the column types for the others.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from critmine.artifacts import ScoreSummary
-from critmine.io import InputError, iter_documents
+from critmine.columns import Columns
+from critmine.io import InputError, is_remote, iter_documents
 from critmine.records import Document
 from critmine.scorer.model import Scorer, count_tokens
-from critmine.scorer.output import SCHEMA, scored_dir
+from critmine.scorer.output import N_TOKENS, SCORE, scored_dir
 from critmine.scorer.ray_engine import score_with_ray
 from critmine.servers import die_with_parent
 from critmine.shards import ShardDir
@@ -59,10 +62,41 @@ def _batches(docs: Iterator[Document], size: int) -> Iterator[list[Document]]:
         yield batch
 
 
-def _write_shard(out_dir: Path, index: int, rows: list[tuple[Document, float, int]]) -> None:
-    table = pa.table({"id": [d.id for d, _, _ in rows], "text": [d.text for d, _, _ in rows],
-                      "meta": [json.dumps(d.meta, ensure_ascii=False) for d, _, _ in rows],
-                      "score": [s for _, s, _ in rows], "n_tokens": [n for _, _, n in rows]}, schema=SCHEMA)
+def output_row(doc: Document, score: float, n_tokens: int) -> dict:
+    """The input row with every column (an `id` added when it had none), plus the score and the token count."""
+    row = dict(doc.row) if doc.row is not None else {"id": doc.id, "text": doc.text, "meta": doc.meta}
+    row.setdefault("id", doc.id)
+    if isinstance(row.get("meta"), dict | list):
+        row["meta"] = json.dumps(row["meta"], ensure_ascii=False)
+    row[SCORE], row[N_TOKENS] = score, n_tokens
+    return row
+
+
+class ShardWriter:
+    """Writes shards with one schema: the first shard's (null-typed columns as text), or a resumed output's."""
+
+    def __init__(self, out_dir: Path, sealed: list[Path]):
+        self.out_dir = out_dir
+        self.schema: pa.Schema | None = pq.read_schema(sealed[0]) if sealed else None
+        self.warned = False
+
+    def write(self, index: int, rows: list[dict]) -> None:
+        if self.schema is None:
+            inferred = pa.Table.from_pylist(rows).schema
+            self.schema = pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in inferred])
+        extra = {k for r in rows for k in r} - set(self.schema.names)
+        if extra and not self.warned:
+            log.warning("column(s) %s first appear after the first shard and are not written (the first shard "
+                        "fixes the columns)", ", ".join(sorted(extra)))
+            self.warned = True
+        try:
+            table = pa.Table.from_pylist(rows, schema=self.schema)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+            raise InputError(f"shard {index}: a column changes type after the first shard ({e})") from None
+        _write_table(self.out_dir, index, table)
+
+
+def _write_table(out_dir: Path, index: int, table: pa.Table) -> None:
     tmp = out_dir / f".part-{index:05d}.parquet.tmp"
     pq.write_table(table, tmp)
     with open(tmp, "rb+") as fh:
@@ -71,6 +105,9 @@ def _write_shard(out_dir: Path, index: int, rows: list[tuple[Document, float, in
 
 
 def _manifest(scorer_dir: Path, meta: dict, input_path: str, shard_size: int, engine: str) -> dict:
+    if is_remote(input_path):  # a Hub dataset or URL: identified by name
+        return {"input": input_path, "scorer": str(scorer_dir.resolve()), "scorer_created": meta.get("created"),
+                "shard_size": shard_size, "engine": engine}
     st = os.stat(input_path)
     return {"input": str(Path(input_path).resolve()), "input_size": st.st_size, "input_mtime": int(st.st_mtime),
             "scorer": str(scorer_dir.resolve()), "scorer_created": meta.get("created"), "shard_size": shard_size,
@@ -84,10 +121,11 @@ def default_workers(scorer_dir: Path) -> int:
 
 
 def score_corpus(scorer_dir: str | Path, input_path: str, out_dir: str | Path, *, engine: str = "local",
-                 batch_size: int = 1024, shard_size: int = 20_000, workers: int | None = None) -> ScoreSummary:
+                 batch_size: int = 1024, shard_size: int = 20_000, workers: int | None = None,
+                 columns: Columns | None = None) -> ScoreSummary:
     scorer_dir, out_dir = Path(scorer_dir), Path(out_dir)
     meta = Scorer.read_meta(scorer_dir)  # fail early on a bad scorer directory (the model loads in the workers)
-    if not Path(input_path).exists():
+    if not is_remote(input_path) and not Path(input_path).exists():
         raise InputError(f"{input_path}: no such file or directory")
     shards = scored_dir(out_dir)
     manifest = _manifest(scorer_dir, meta, input_path, shard_size, engine)
@@ -97,32 +135,34 @@ def score_corpus(scorer_dir: str | Path, input_path: str, out_dir: str | Path, *
         return ScoreSummary.read(shards.done)
     workers = workers or default_workers(scorer_dir)
     fresh = not out_dir.exists()
-    _first_document(input_path)  # an unreadable or empty input fails here, before anything is written
+    _first_document(input_path, columns)  # an unreadable or empty input fails here, before anything is written
     if engine == "ray":
-        return score_with_ray(scorer_dir, input_path, shards, manifest, batch_size=batch_size, workers=workers)
+        return score_with_ray(scorer_dir, input_path, shards, manifest, batch_size=batch_size, workers=workers,
+                              text_column=(columns or Columns()).text)
     try:
         shards.open(manifest)
         return _score_local(scorer_dir, input_path, shards, batch_size=batch_size, shard_size=shard_size,
-                            workers=workers)
+                            workers=workers, columns=columns)
     except InputError:
         if fresh:  # bad input: leave nothing behind (a resumed run keeps the shards it had)
             shards.remove_own()
         raise
 
 
-def _first_document(input_path: str) -> None:
-    if next(iter(iter_documents(input_path)), None) is None:
+def _first_document(input_path: str, columns: Columns | None) -> None:
+    if next(iter(iter_documents(input_path, columns)), None) is None:
         raise InputError(f"{input_path}: no documents")
 
 
 def _score_local(scorer_dir: Path, input_path: str, shards: ShardDir, *, batch_size: int, shard_size: int,
-                 workers: int) -> ScoreSummary:
+                 workers: int, columns: Columns | None) -> ScoreSummary:
     out_dir = shards.root
     done_shards = shards.sealed()
     skip = sum(pq.ParquetFile(f).metadata.num_rows for f in done_shards)
     if skip:
         log.info("resuming: %d complete shards (%d documents) kept", len(done_shards), skip)
-    docs = iter_documents(input_path)
+    writer = ShardWriter(out_dir, done_shards)
+    docs = iter_documents(input_path, columns)
     for _ in islice(docs, skip):  # read (and validate) but do not score what is already written
         pass
     n, shard, pending = 0, len(done_shards), []
@@ -142,11 +182,11 @@ def _score_local(scorer_dir: Path, input_path: str, shards: ShardDir, *, batch_s
             nonlocal shard, pending, n
             batch, fut = in_flight.pop(0)
             scores, tokens = fut.result()
-            pending += list(zip(batch, scores.tolist(), tokens, strict=True))
+            pending += [output_row(d, s, t) for d, s, t in zip(batch, scores.tolist(), tokens, strict=True)]
             n += len(batch)
             bar.update(len(batch))
             while len(pending) >= shard_size:
-                _write_shard(out_dir, shard, pending[:shard_size])
+                writer.write(shard, pending[:shard_size])
                 pending, shard = pending[shard_size:], shard + 1
 
         for batch in batches:
@@ -156,7 +196,7 @@ def _score_local(scorer_dir: Path, input_path: str, shards: ShardDir, *, batch_s
         while in_flight:
             drain_one()
         if pending:
-            _write_shard(out_dir, shard, pending)
+            writer.write(shard, pending)
             shard += 1
     wall = time.monotonic() - t0
     summary = ScoreSummary(rows=skip + n, shards=shard, scored_now=n, wall_s=round(time.monotonic() - t_start, 2),

@@ -1,5 +1,6 @@
-"""The output of `critmine score`, whichever engine wrote it: Parquet shards part-NNNNN.parquet, a manifest that
-makes the directory this command's own (so it may be resumed), and `_SUCCESS` once complete (critmine.shards)."""
+"""The output of `critmine score`, whichever engine wrote it: Parquet shards part-NNNNN.parquet (every input column
+plus `critmine_score` and `n_tokens`), a manifest that makes the directory this command's own (so it may be
+resumed), and `_SUCCESS` once complete (critmine.shards)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from critmine.io import InputError
 from critmine.shards import ShardDir
 
 SUCCESS, MANIFEST = "_SUCCESS", "_manifest.json"
-SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("meta", pa.string()), ("score", pa.float64()),
-                    ("n_tokens", pa.int64())])
+SCORE, N_TOKENS = "critmine_score", "n_tokens"
+REQUIRED = ("id", SCORE, N_TOKENS)  # every other column is the input's
 
 
 def scored_dir(out_dir: str | Path) -> ShardDir:
@@ -37,7 +38,7 @@ def read_scored(path: str | Path, columns: list[str] | None = None) -> pa.Table:
             names = pq.read_schema(f).names
         except Exception as e:  # noqa: BLE001 - Arrow raises several types for a broken file
             raise InputError(f"{f}: not a Parquet file ({(str(e).splitlines() or [''])[0][:200]})") from None
-        missing = sorted(set(columns or SCHEMA.names) - set(names))
+        missing = sorted(set(columns or REQUIRED) - set(names))
         if missing:
             raise InputError(f"{f}: not a `critmine score` output (missing column(s) {', '.join(missing)})")
         tables.append(pq.read_table(f, columns=columns))  # only the columns asked for: texts stay on disk

@@ -20,8 +20,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from critmine.artifacts import ScoreSummary
+from critmine.columns import stable_id
 from critmine.io import InputError
 from critmine.scorer.model import Scorer, count_tokens
+from critmine.scorer.output import N_TOKENS, SCORE
 from critmine.shards import ShardDir
 
 log = logging.getLogger(__name__)
@@ -30,17 +32,21 @@ log = logging.getLogger(__name__)
 class ScoreBatch:
     """Ray Data callable class: loads the scorer once per actor, scores pandas batches."""
 
-    def __init__(self, scorer_dir: str):
+    def __init__(self, scorer_dir: str, text_column: str = "text"):
         self.scorer = Scorer.load(scorer_dir)
+        self.text_column = text_column
 
-    def __call__(self, batch):
-        texts = [str(t) for t in batch["text"]]
-        meta = batch["meta"] if "meta" in batch else [None] * len(texts)
-
-        return pd.DataFrame({"id": [str(i) for i in batch["id"]], "text": texts,
-                             "meta": [json.dumps(_plain(m) or {}, ensure_ascii=False) for m in meta],
-                             "score": self.scorer.score(texts).astype(np.float64),
-                             "n_tokens": np.array([count_tokens(t) for t in texts], dtype=np.int64)})
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        """Every input column kept (a struct `meta` as JSON text, as the local engine writes it), plus the score."""
+        texts = [str(t) for t in batch[self.text_column]]
+        out = batch.copy()
+        if "meta" in out:
+            out["meta"] = [m if isinstance(m, str) else json.dumps(_plain(m) or {}, ensure_ascii=False)
+                           for m in batch["meta"]]
+        out["id"] = [str(i) for i in batch["id"]] if "id" in batch else [stable_id(t) for t in texts]
+        out[SCORE] = self.scorer.score(texts).astype(np.float64)
+        out[N_TOKENS] = np.array([count_tokens(t) for t in texts], dtype=np.int64)
+        return out
 
 
 def _plain(value):
@@ -73,7 +79,7 @@ def init_ray(workers: int) -> None:
     logging.getLogger("ray.data").setLevel(logging.WARNING)
 
 
-def read_corpus(input_path: str):
+def read_corpus(input_path: str, text_column: str = "text"):
     import ray
 
     p = Path(input_path)
@@ -84,14 +90,13 @@ def read_corpus(input_path: str):
         ds = ray.data.read_parquet(str(p))
     else:
         raise InputError(f"{p}: the ray engine reads JSONL or Parquet")
-    missing = {"id", "text"} - set(ds.schema().names)
-    if missing:
-        raise InputError(f"{p}: missing field(s) {', '.join(sorted(missing))} for documents")
+    if text_column not in ds.schema().names:
+        raise InputError(f"{p}: missing column '{text_column}' for documents (name it with --text-column)")
     return ds
 
 
 def score_with_ray(scorer_dir: Path, input_path: str, shards: ShardDir, manifest: dict, *, batch_size: int,
-                   workers: int) -> ScoreSummary:
+                   workers: int, text_column: str = "text") -> ScoreSummary:
     """Ray Data writes into a fresh temporary directory of its own beside the output; the shards then move into
     it (new, empty, or this command's own from an earlier attempt: the caller checked) as part-NNNNN."""
     import ray
@@ -103,7 +108,8 @@ def score_with_ray(scorer_dir: Path, input_path: str, shards: ShardDir, manifest
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.ray-", dir=out_dir.parent))
     try:
-        summary = _write_scores(scorer_dir, input_path, tmp, batch_size=batch_size, workers=workers, t0=t0)
+        summary = _write_scores(scorer_dir, input_path, tmp, batch_size=batch_size, workers=workers, t0=t0,
+                                text_column=text_column)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # our own temporary directory
         raise
@@ -119,11 +125,12 @@ def score_with_ray(scorer_dir: Path, input_path: str, shards: ShardDir, manifest
 
 
 def _write_scores(scorer_dir: Path, input_path: str, tmp: Path, *, batch_size: int, workers: int,
-                  t0: float) -> ScoreSummary:
+                  t0: float, text_column: str) -> ScoreSummary:
     import ray
 
-    ds = read_corpus(input_path)
-    ds = ds.map_batches(ScoreBatch, fn_constructor_kwargs={"scorer_dir": str(scorer_dir)}, batch_size=batch_size,
+    ds = read_corpus(input_path, text_column)
+    ds = ds.map_batches(ScoreBatch, fn_constructor_kwargs={"scorer_dir": str(scorer_dir), "text_column": text_column},
+                        batch_size=batch_size,
                         batch_format="pandas",
                         compute=ray.data.ActorPoolStrategy(size=max(workers, 1)))
     ds.write_parquet(str(tmp))

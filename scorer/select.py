@@ -1,21 +1,33 @@
-"""`critmine select`: keep the best documents by score, by fraction or token budget.
+"""`critmine select`: keep the best documents by score, by fraction, token budget or score threshold.
 
 Scores are z-normalised. τ = 0 is top-k; τ > 0 samples without replacement in proportion to exp(z/τ) via
-the Gumbel top-k trick (QuRating's recipe): key = z/τ + Gumbel noise, keep the largest keys.
+the Gumbel top-k trick (QuRating's recipe): key = z/τ + Gumbel noise, keep the largest keys. A threshold keeps
+every document scoring at or above it (what the datatrove filter in critmine.integrations does, document by
+document). The kept rows keep every column of the scored output, plus `critmine_z`; the output's format follows its
+name: .parquet, .jsonl (.jsonl.gz), or a saved `datasets` directory for a name without a suffix.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
+import datasets
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from critmine.artifacts import SelectSummary, summary_of
-from critmine.io import InputError, check_output_file, write_jsonl_atomic
-from critmine.scorer.output import read_scored
+from critmine.io import InputError, check_output_file, publish_file
+from critmine.scorer.output import N_TOKENS, SCORE, read_scored
+
+Z = "critmine_z"
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +42,15 @@ def selection_keys(scores: np.ndarray, tau: float, seed: int) -> tuple[np.ndarra
 
 
 def choose(scores: np.ndarray, tokens: np.ndarray, *, fraction: float | None, budget_tokens: int | None,
-           tau: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+           tau: float, seed: int, threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A boolean mask of the kept rows, and the z-scores."""
-    if (fraction is None) == (budget_tokens is None):
-        raise InputError("select: give exactly one of --fraction and --budget-tokens")
+    if sum(x is not None for x in (fraction, budget_tokens, threshold)) != 1:
+        raise InputError("select: give exactly one of --fraction, --budget-tokens and --threshold")
     if fraction is not None and not 0 < fraction <= 1:
         raise InputError("--fraction must be in (0, 1]")
     z, key = selection_keys(scores, tau, seed)
+    if threshold is not None:
+        return scores >= threshold, z
     order = np.argsort(-key, kind="stable")
     if fraction is not None:
         take = order[: int(round(fraction * len(scores)))]
@@ -48,32 +62,89 @@ def choose(scores: np.ndarray, tokens: np.ndarray, *, fraction: float | None, bu
     return mask, z
 
 
+def kept_batches(scored: str | Path, mask: np.ndarray, z: np.ndarray) -> Iterator[pa.RecordBatch]:
+    """The kept rows of the scored shards with their z-score, streamed one record batch at a time."""
+    files = sorted(Path(scored).glob("*.parquet")) if Path(scored).is_dir() else [Path(scored)]
+    row = 0
+    for f in files:
+        for batch in pq.ParquetFile(f).iter_batches(batch_size=4096):
+            keep = mask[row: row + batch.num_rows]
+            if keep.any():
+                picked = batch.filter(pa.array(keep))
+                zs = pa.array(np.round(z[row: row + batch.num_rows][keep], 4))
+                names = [n for n in picked.schema.names if n != Z]
+                yield pa.RecordBatch.from_arrays([picked.column(n) for n in names] + [zs], names=names + [Z])
+            row += batch.num_rows
+
+
+def output_format(out: Path) -> str:
+    """parquet, jsonl or dataset, from the output's name."""
+    name = out.name.lower()
+    if name.endswith(".parquet"):
+        return "parquet"
+    if name.endswith((".jsonl", ".json", ".ndjson", ".jsonl.gz", ".json.gz")):
+        return "jsonl"
+    if not out.suffix:
+        return "dataset"
+    raise InputError(f"{out}: unsupported output (use .parquet, .jsonl, .jsonl.gz or a directory name for a saved "
+                     "datasets dataset)")
+
+
+def _json_row(rec: dict) -> str:
+    meta = rec.get("meta")
+    if isinstance(meta, str) and meta.startswith("{"):  # critmine's own JSON text back to a mapping
+        rec["meta"] = json.loads(meta)
+    return json.dumps(rec, ensure_ascii=False, default=str) + "\n"
+
+
+def write_kept(batches: Iterator[pa.RecordBatch], schema: pa.Schema, out: Path) -> None:
+    """Write the kept rows to `out` in the format its name asks for, atomically (temp beside it, then rename)."""
+    fmt = output_format(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("wb", dir=out.parent, delete=False, suffix=".tmp") as fh:
+        if fmt == "jsonl":
+            sink = gzip.open(fh, "wb") if out.name.lower().endswith(".gz") else fh
+            for batch in batches:
+                sink.write("".join(_json_row(r) for r in batch.to_pylist()).encode("utf-8"))
+            if sink is not fh:
+                sink.close()
+        else:
+            with pq.ParquetWriter(fh, schema) as writer:
+                for batch in batches:
+                    writer.write_batch(batch)
+    if fmt != "dataset":
+        publish_file(fh, out)
+        return
+    try:
+        tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        datasets.disable_progress_bars()
+        datasets.Dataset.from_parquet(fh.name).save_to_disk(str(tmp_dir))
+        if out.exists():  # ours: check_output_file found our summary beside it
+            shutil.rmtree(out)
+        os.replace(tmp_dir, out)
+    finally:
+        os.unlink(fh.name)
+
+
 def select(scored: str | Path, out: str | Path, *, fraction: float | None = None, budget_tokens: int | None = None,
-           tau: float = 1.0, seed: int = 0) -> SelectSummary:
+           threshold: float | None = None, tau: float = 1.0, seed: int = 0) -> SelectSummary:
     out = Path(out)
+    output_format(out)  # an unsupported name fails before any work
     summary_file = summary_of(out)
     check_output_file(out, summary_file, "critmine select")
-    table = read_scored(scored, columns=["id", "score", "n_tokens"])
-    scores = table["score"].to_numpy().astype(np.float64)
-    tokens = table["n_tokens"].to_numpy()
-    mask, z = choose(scores, tokens, fraction=fraction, budget_tokens=budget_tokens, tau=tau, seed=seed)
-    files = sorted(Path(scored).glob("*.parquet")) if Path(scored).is_dir() else [Path(scored)]
-
-    def kept_rows():
-        row = 0
-        for f in files:  # stream the texts back, one record batch at a time
-            for batch in pq.ParquetFile(f).iter_batches(columns=["id", "text", "meta", "score"], batch_size=4096):
-                for rec in batch.to_pylist():
-                    if mask[row]:
-                        meta = json.loads(rec["meta"] or "{}")
-                        meta.update(critmine_score=rec["score"], critmine_z=round(float(z[row]), 4))
-                        yield {"id": rec["id"], "text": rec["text"], "meta": meta}
-                    row += 1
-
-    write_jsonl_atomic(out, kept_rows())
+    table = read_scored(scored, columns=[SCORE, N_TOKENS])
+    scores = table[SCORE].to_numpy().astype(np.float64)
+    tokens = table[N_TOKENS].to_numpy()
+    mask, z = choose(scores, tokens, fraction=fraction, budget_tokens=budget_tokens, tau=tau, seed=seed,
+                     threshold=threshold)
+    first = sorted(Path(scored).glob("*.parquet"))[0] if Path(scored).is_dir() else Path(scored)
+    base = pq.read_schema(first)
+    schema = pa.schema([f for f in base if f.name != Z] + [pa.field(Z, pa.float64())])
+    write_kept(kept_batches(scored, mask, z), schema, out)
     summary = SelectSummary(documents=len(scores), kept=int(mask.sum()), tokens=int(tokens.sum()),
                             kept_tokens=int(tokens[mask].sum()), tau=tau, seed=seed, fraction=fraction,
-                            budget_tokens=budget_tokens, mean_z_kept=float(z[mask].mean()) if mask.any() else None,
+                            budget_tokens=budget_tokens, threshold=threshold,
+                            mean_z_kept=float(z[mask].mean()) if mask.any() else None,
                             min_score_kept=float(scores[mask].min()) if mask.any() else None,
                             scored=str(scored), out=str(out))
     summary.write(summary_file)

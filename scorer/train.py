@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from critmine.artifacts import ScorerMeta
+from critmine.columns import Columns
 from critmine.eval.metrics import agreement_stats
 from critmine.io import InputError, check_output_dir, read_pairs
 from critmine.records import Pair
@@ -52,13 +53,14 @@ def accuracy_on(scorer: Scorer, pairs: list[Pair]) -> dict:
 
 
 def train_scorer(pairs_path: str, out_dir: Path, *, features: str = "hashing", holdout: float = 0.1,
-                 human_pairs: str | None = None, seed: int = 0, c: float | None = None) -> ScorerMeta:
+                 human_pairs: str | None = None, seed: int = 0, c: float | None = None,
+                 columns: Columns | None = None) -> ScorerMeta:
     if (out_dir / "scorer.json").exists():
         raise InputError(f"{out_dir}: a scorer already exists here; choose another --out")
     check_output_dir(out_dir, "an empty directory for a scorer")
     if not 0.0 <= holdout < 0.9:
         raise InputError("--holdout must be in [0, 0.9)")
-    pairs = read_pairs(pairs_path, labelled=True)
+    pairs = read_pairs(pairs_path, labelled=True, columns=columns)
     human = read_pairs(human_pairs, labelled=True) if human_pairs else []
     train, test = split_holdout(pairs, holdout, seed)
     if len(train) < 4:

@@ -159,10 +159,10 @@ def _scorer(tmp_path: Path, features: str = "hashing") -> Path:
 def _scored(out: Path) -> dict[str, float]:
     from critmine.scorer.output import read_scored
 
-    t = read_scored(out, columns=["id", "score"])
+    t = read_scored(out, columns=["id", "critmine_score"])
     ids = t["id"].to_pylist()
     assert len(ids) == len(set(ids))
-    return dict(zip(ids, t["score"].to_pylist(), strict=True))
+    return dict(zip(ids, t["critmine_score"].to_pylist(), strict=True))
 
 
 def test_score_killed_and_rerun_has_every_document_once(tmp_path):
@@ -204,7 +204,7 @@ def test_score_bad_input_names_the_line_and_leaves_no_output(tmp_path, caplog):
     rc = main(["score", "--scorer", str(scorer), "--input", str(tmp_path / "bad.jsonl"), "--out",
                str(tmp_path / "out"), "--shard-size", "10"])
     assert rc == 2
-    assert any("bad.jsonl:31: missing field 'text'" in r.getMessage() for r in caplog.records)
+    assert any("bad.jsonl:31: missing column 'text'" in r.getMessage() for r in caplog.records)
     assert not (tmp_path / "out").exists()
 
 

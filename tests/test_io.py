@@ -21,7 +21,7 @@ def _lines(*rows: str) -> str:
 
 @pytest.mark.parametrize("bad_line, message", [
     ("{not json", "invalid JSON"),
-    (json.dumps({"id": "x2", "a": "t", "better": "a"}), "missing field 'b'"),
+    (json.dumps({"id": "x2", "a": "t", "better": "a"}), "missing column 'b' (name the column with --b-column)"),
     (json.dumps({**GOOD, "id": "x2", "better": "c"}), "field 'better' must be"),
     (json.dumps({**GOOD}), "duplicate id 'x1'"),
     (json.dumps({**GOOD, "id": "x2", "b": "   "}), "field 'b': text is empty"),
