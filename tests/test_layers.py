@@ -12,13 +12,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"critmine": "critmine", "critmine.agents": "agents", "critmine.prompts": "prompts",
             "critmine.scorer": "scorer", "critmine.eval": "eval"}  # as pyproject.toml's package-dir maps them
-BASE = {"critmine", "critmine.defaults", "critmine.records", "critmine.artifacts", "critmine.io", "critmine.errors",
-        "critmine.config", "critmine.servers", "critmine.embedded", "critmine.vllm_backend", "critmine.endpoints",
-        "critmine.sampling", "critmine.logs", "critmine.shards", "critmine.measures"}
+BASE = {"critmine.defaults", "critmine.columns", "critmine.records", "critmine.artifacts", "critmine.io",
+        "critmine.errors", "critmine.config", "critmine.servers", "critmine.embedded", "critmine.vllm_backend",
+        "critmine.endpoints", "critmine.sampling", "critmine.logs", "critmine.shards", "critmine.measures"}
 BASE_PACKAGES = ("critmine.llm", "critmine.prompts")
-APPLICATION = {"critmine.cli", "critmine.mine", "critmine.judging",
+# The package itself re-exports the Python API (critmine.api), loaded on first use: it sits on top.
+APPLICATION = {"critmine", "critmine.api", "critmine.cli", "critmine.mining", "critmine.judging",
                "critmine.pipeline", "critmine.label_app", "critmine.labels"}
-APPLICATION_PACKAGES = ("critmine.eval.benchmarks",)
+APPLICATION_PACKAGES = ("critmine.eval.benchmarks", "critmine.integrations")
 
 
 def modules() -> dict[str, Path]:
@@ -89,7 +90,7 @@ def test_the_walker_sees_the_whole_package():
     graph = import_graph()
     assert {"critmine.cli", "critmine.agents.flow", "critmine.scorer.bulk", "critmine.eval.metrics",
             "critmine.llm.client", "critmine.prompts"} <= set(graph)
-    assert "critmine.agents.flow" in graph["critmine.mine"]  # module-level import
+    assert "critmine.agents.flow" in graph["critmine.mining"]  # module-level import
     assert "critmine.scorer.ray_engine" in graph["critmine.scorer.bulk"]
 
 

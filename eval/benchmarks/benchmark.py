@@ -30,7 +30,7 @@ from critmine.io import InputError, read_pairs, write_json_atomic, write_jsonl_a
 from critmine.judging import run_judge
 from critmine.llm import Usage
 from critmine.logs import setup_logging
-from critmine.mine import run_mine
+from critmine.mining import run_mine
 from critmine.scorer.train import train_scorer
 
 

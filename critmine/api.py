@@ -1,0 +1,169 @@
+"""The Python API: the CLI's commands as functions that take data as well as paths and return objects.
+
+    import critmine
+    crit = critmine.mine(pairs, "runs/mine", base_url=URL, model="my-model")     # -> CriteriaSet
+    labelled = critmine.judge(crit_file, pairs=unlabelled, out="labels.jsonl", base_url=URL)  # -> list[Pair]
+    scorer = critmine.train(labelled, "scorer/")                                 # -> Scorer
+    rows = critmine.score(scorer, docs)                                          # -> rows + critmine_score
+    kept = critmine.select(rows, fraction=0.3)                                   # -> the kept rows
+
+Inputs are a path (anything the CLI reads), a list of dicts (or Pair / Document records) or a `datasets.Dataset`;
+options are the CLI's, with _ for - (`n_criteria=6`, `kb_domains=["argument"]`), validated by the same models.
+In-memory pairs a command must keep (mine's seeds, judge's pairs) are written beside its output as
+OUT.input.jsonl, so a run can be resumed. Every function blocks until done and is safe inside a running event loop
+(a notebook): the work then runs in a helper thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import datasets
+import numpy as np
+from pydantic import ValidationError
+
+from critmine import config as c
+from critmine.artifacts import CriteriaSet, RunLayout
+from critmine.columns import Columns, document_fields
+from critmine.io import InputError, read_pairs, write_jsonl_atomic
+from critmine.judging import run_judge
+from critmine.mining import run_mine
+from critmine.records import Criterion, Document, Pair
+from critmine.scorer.bulk import output_row, score_corpus
+from critmine.scorer.model import Scorer, count_tokens
+from critmine.scorer.output import N_TOKENS, SCORE
+from critmine.scorer.select import Z, choose, select as select_file
+from critmine.scorer.train import train_scorer
+
+__all__ = ["Columns", "CriteriaSet", "Criterion", "Document", "InputError", "Pair", "Scorer", "judge", "mine", "score",
+           "select", "train"]
+T = TypeVar("T")
+Data = str | os.PathLike | Sequence[Mapping[str, Any] | Pair | Document] | datasets.Dataset
+
+
+def blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run `fn` here, or in a helper thread when this thread runs an event loop (asyncio.run cannot nest)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return fn(*args, **kwargs)
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="critmine") as pool:
+        return pool.submit(fn, *args, **kwargs).result()
+
+
+def _rows(data: Sequence[Mapping[str, Any] | Pair | Document] | datasets.Dataset) -> Iterable[dict]:
+    for r in data:
+        yield r.model_dump() if isinstance(r, Pair | Document) else dict(r)  # type: ignore[union-attr]
+
+
+def as_path(data: Data, out: str | os.PathLike) -> str:
+    """A path for `data`: itself, or in-memory rows written to OUT.input.jsonl (refused if a file of other content
+    is there: critmine never replaces a file it did not write)."""
+    if isinstance(data, str | os.PathLike):
+        return str(data)
+    target = Path(out).with_name(Path(out).name + ".input.jsonl")
+    lines = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in _rows(data))
+    if target.exists() and target.read_text(encoding="utf-8") != lines:
+        raise InputError(f"{target}: exists with other rows; choose another out (critmine writes its in-memory "
+                         "input there)")
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_jsonl_atomic(target, [json.loads(x) for x in lines.splitlines()])
+    return str(target)
+
+
+def _columns(options: dict[str, Any]) -> Columns:
+    """Column options (text_column=…, …) as the readers take them."""
+    names = set(c.ColumnOptions.model_fields)
+    return c.ColumnOptions(**{k: options.pop(k) for k in list(options) if k in names}).columns()
+
+
+def mine(pairs: Data, out: str | os.PathLike, *, resume: bool = False, **options: Any) -> CriteriaSet:
+    """`critmine mine`: criteria mined from labelled seed pairs; the run directory is `out`. A run without signal
+    returns its CriteriaSet with `no_signal` set (the CLI's exit code 4)."""
+    cmd = c.MineCommand(pairs=as_path(pairs, out), out=Path(out), resume=resume, **options)
+    blocking(run_mine, cmd.mine_config(), resume=resume)
+    return CriteriaSet.read(RunLayout(Path(out)).criteria, allow_empty=True)
+
+
+def judge(criteria: str | os.PathLike, out: str | os.PathLike, *, pairs: Data | None = None,
+          corpus: Data | None = None, **options: Any) -> list[Pair]:
+    """`critmine judge`: pairs labelled by the criteria's soft vote (written to `out`, resumable)."""
+    cols = _columns(options)
+    cmd = c.JudgeCommand(criteria=Path(criteria), out=Path(out),
+                         pairs=as_path(pairs, out) if pairs is not None else None,
+                         corpus=as_path(corpus, out) if corpus is not None else None, **options)
+    blocking(run_judge, cmd.criteria, cmd.out, cmd.endpoints()[1], pairs_path=cmd.pairs, corpus=cmd.corpus,
+             n_pairs=cmd.n_pairs, seed=cmd.seed, group_by=cmd.group_by, length_ratio=cmd.length_ratio,
+             engine=cmd.engine, shard_size=cmd.shard_size, min_confidence=cmd.min_confidence,
+             max_text_chars=cmd.max_text_chars, kv_cache_memory_bytes=cmd.kv_cache_memory_bytes,
+             workers=cmd.workers, columns=cols)
+    return read_pairs(cmd.out)
+
+
+def train(pairs: Data, out: str | os.PathLike, **options: Any) -> Scorer:
+    """`critmine train`: a Bradley–Terry scorer on labelled pairs, saved in `out` and returned."""
+    cols = _columns(options)
+    opts = c.TrainOptions(**options)
+    blocking(train_scorer, as_path(pairs, out), Path(out), features=opts.features, holdout=opts.holdout,
+             human_pairs=opts.human_pairs, seed=opts.seed, columns=cols)
+    return Scorer.load(out)
+
+
+def _scorer(scorer: Scorer | str | os.PathLike) -> Scorer:
+    return scorer if isinstance(scorer, Scorer) else Scorer.load(scorer)
+
+
+def score(scorer: Scorer | str | os.PathLike, documents: Data, out: str | os.PathLike | None = None,
+          **options: Any) -> list[dict] | datasets.Dataset | Path:
+    """Every document with `critmine_score` and `n_tokens`. In memory (rows or a Dataset in, the same kind out),
+    or, with `out`, `critmine score` into Parquet shards (returns `out`)."""
+    cols = _columns(options)
+    if out is not None or isinstance(documents, str | os.PathLike):
+        if out is None:
+            raise InputError("score: a path input needs out= (a directory of Parquet shards)")
+        cmd = c.ScoreCommand(scorer=Path(str(scorer)), input=str(documents), out=Path(out), **options)
+        blocking(score_corpus, cmd.scorer, cmd.input, cmd.out, engine=cmd.engine, batch_size=cmd.batch_size,
+                 shard_size=cmd.shard_size, workers=cmd.workers, columns=cols)
+        return Path(out)
+    model = _scorer(scorer)
+    docs = list(_documents(documents, cols))
+    scores = model.score([d.text for d in docs]) if docs else np.zeros(0)
+    rows = [output_row(d, float(s), count_tokens(d.text)) for d, s in zip(docs, scores, strict=True)]
+    return datasets.Dataset.from_list(rows) if isinstance(documents, datasets.Dataset) else rows
+
+
+def _documents(documents: Sequence[Any] | datasets.Dataset, cols: Columns) -> Iterable[Document]:
+    for i, raw in enumerate(_rows(documents), 1):
+        try:
+            doc = Document.model_validate(document_fields(raw, cols))
+        except ValidationError as e:
+            raise InputError(f"documents: row {i}: {e.errors()[0]['loc']} {e.errors()[0]['msg']}") from None
+        doc.row = raw
+        yield doc
+
+
+def select(scored: list[dict] | datasets.Dataset | str | os.PathLike, out: str | os.PathLike | None = None, *,
+           fraction: float | None = None, budget_tokens: int | None = None, threshold: float | None = None,
+           tau: float = 1.0, seed: int = 0) -> list[dict] | datasets.Dataset | Path:
+    """The kept documents (with `critmine_z`), by fraction, token budget or score threshold: in memory from
+    score()'s rows, or `critmine select` from a scored directory into `out` (returns `out`)."""
+    if isinstance(scored, str | os.PathLike):
+        if out is None:
+            raise InputError("select: a scored directory needs out= (.parquet, .jsonl or a directory name)")
+        blocking(select_file, scored, out, fraction=fraction, budget_tokens=budget_tokens, threshold=threshold,
+                 tau=tau, seed=seed)
+        return Path(out)
+    rows = list(scored)
+    scores = np.array([r[SCORE] for r in rows], dtype=np.float64)
+    tokens = np.array([r[N_TOKENS] for r in rows], dtype=np.int64)
+    mask, z = choose(scores, tokens, fraction=fraction, budget_tokens=budget_tokens, tau=tau, seed=seed,
+                     threshold=threshold)
+    kept = [{**r, Z: round(float(zi), 4)} for r, zi, m in zip(rows, z, mask, strict=True) if m]
+    return datasets.Dataset.from_list(kept) if isinstance(scored, datasets.Dataset) else kept
