@@ -117,7 +117,23 @@ class Command(BaseSettings):
                                    dotenv_settings: PydanticBaseSettingsSource,
                                    file_secret_settings: PydanticBaseSettingsSource,
                                    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return init_settings, env_settings, ConfigFileSource(settings_cls, init_settings, env_settings)
+        return (init_settings, env_settings, ConfigFileSource(settings_cls, init_settings, env_settings),
+                OpenAIEnvSource(settings_cls))
+
+
+class OpenAIEnvSource(PydanticBaseSettingsSource):
+    """OPENAI_API_KEY and OPENAI_BASE_URL, read as the openai client reads them, below every other source (the
+    command line, CRITMINE_* variables and --config all win)."""
+
+    VARIABLES = {"api_key": "OPENAI_API_KEY", "base_url": "OPENAI_BASE_URL"}
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover - unused
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        fields = self.settings_cls.model_fields
+        return {name: os.environ[var] for name, var in self.VARIABLES.items()
+                if name in fields and os.environ.get(var)}
 
 
 class ConfigFileSource(PydanticBaseSettingsSource):
@@ -170,14 +186,16 @@ class ColumnOptions(BaseModel):
 class EndpointOptions(BaseModel):
     """The LLM endpoints: default the embedded CPU model, started and stopped by critmine."""
 
-    base_url: str | None = _same_as(EndpointConfig, "base_url")
+    base_url: str | None = Field(None, description="OpenAI-compatible endpoint (or OPENAI_BASE_URL); none: the "
+                                                   "embedded CPU model")
     manager_base_url: str | None = Field(None, description="endpoint for the manager only (default: --base-url)")
-    api_key: str = Field("none", exclude=True, description="sent as a bearer token (better: CRITMINE_API_KEY)")
+    api_key: str = Field("none", exclude=True, description="sent as a bearer token (better: CRITMINE_API_KEY or "
+                                                           "OPENAI_API_KEY)")
     model: str = _same_as(EndpointConfig, "model")
     manager_model: str | None = Field(None, description="default: --model")
     worker_model: str | None = Field(None, description="default: --model")
     server_kind: Literal["auto", "llamacpp", "vllm", "openai"] = _same_as(EndpointConfig, "kind")
-    concurrency: int = _same_as(EndpointConfig, "concurrency")
+    concurrency: int | None = _same_as(EndpointConfig, "concurrency")
     timeout: float = _same_as(EndpointConfig, "timeout_s")
     max_retries: int = _same_as(EndpointConfig, "max_retries")
     retry_backoff: float = _same_as(EndpointConfig, "backoff_s")

@@ -10,6 +10,7 @@ from pathlib import Path
 from critmine.config import EndpointConfig
 from critmine.embedded import EmbeddedServer
 from critmine.llm import Budget, Endpoint, LLMClient, ResponseCache, Usage, detect_server_kind
+from critmine.llm.endpoint import REMOTE_CONCURRENCY
 from critmine.llm.transport import HttpTransport, Transport
 from critmine.llm.vllm_offline import VllmOfflineTransport, offline_endpoint
 
@@ -20,6 +21,7 @@ def resolve(cfg: EndpointConfig, stack: contextlib.ExitStack, started: dict[str,
     """An Endpoint for `cfg`; an embedded server is started once per model and stopped when `stack` closes."""
     base_url = cfg.base_url
     kind = cfg.kind
+    concurrency = cfg.concurrency or (1 if base_url is None else REMOTE_CONCURRENCY)
     if base_url is None:
         if cfg.model not in started:
             server = EmbeddedServer(cfg.model, binary=cfg.llama_server)
@@ -27,8 +29,8 @@ def resolve(cfg: EndpointConfig, stack: contextlib.ExitStack, started: dict[str,
         base_url, kind = started[cfg.model], "llamacpp"
     elif kind == "auto":
         kind = detect_server_kind(base_url, cfg.api_key)
-    policy = cfg.model_dump(exclude={"base_url", "kind", "llama_server"})
-    return Endpoint(**policy, api_key=cfg.api_key, base_url=base_url, kind=kind)
+    policy = cfg.model_dump(exclude={"base_url", "kind", "llama_server", "concurrency"})
+    return Endpoint(**policy, api_key=cfg.api_key, base_url=base_url, kind=kind, concurrency=concurrency)
 
 
 @contextlib.asynccontextmanager

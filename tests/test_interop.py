@@ -161,3 +161,43 @@ def test_datatrove_filter_keeps_what_select_keeps_at_the_same_threshold(tmp_path
     assert [d["id"] for d in kept_by_datatrove] == [d["id"] for d in kept_by_select]
     assert all(abs(a["metadata"]["critmine_score"] - b["critmine_score"]) < 1e-9
                for a, b in zip(kept_by_datatrove, kept_by_select, strict=True))
+
+
+def test_remote_endpoints_default_to_concurrency_and_read_openai_variables(monkeypatch, tmp_path):
+    import contextlib
+
+    from critmine import config as c
+    from critmine.endpoints import resolve
+    from critmine.llm.endpoint import REMOTE_CONCURRENCY
+
+    with contextlib.ExitStack() as stack:
+        remote = resolve(c.EndpointConfig(base_url="http://127.0.0.1:9/v1", kind="openai"), stack, {})
+        chosen = resolve(c.EndpointConfig(base_url="http://127.0.0.1:9/v1", kind="openai", concurrency=3), stack, {})
+    assert remote.concurrency == REMOTE_CONCURRENCY > 1 and chosen.concurrency == 3
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://10.0.0.1:8000/v1")
+    cmd = c.EvalCommand(_cli_parse_args=["--pairs", "p.jsonl", "--out", str(tmp_path)])
+    assert (cmd.api_key, cmd.base_url) == ("sk-from-env", "http://10.0.0.1:8000/v1")
+    monkeypatch.setenv("CRITMINE_BASE_URL", "http://10.0.0.2:8000/v1")  # critmine's own variable wins
+    cmd = c.EvalCommand(_cli_parse_args=["--pairs", "p.jsonl", "--api-key", "sk-flag"])
+    assert (cmd.api_key, cmd.base_url) == ("sk-flag", "http://10.0.0.2:8000/v1")
+    assert "sk-" not in json.dumps(c.MineCommand(_cli_parse_args=["--pairs", "p", "--out", "o"]).mine_config()
+                                   .model_dump())  # the key never reaches the saved config
+
+
+def test_criteria_judge_judges_pairs_like_critmine_judge(fake, tmp_path):
+    from critmine.integrations.judge import CriteriaJudge
+    from tests.conftest import INITIAL
+
+    crit = critmine.CriteriaSet(criteria=[critmine.Criterion(**INITIAL[0]), critmine.Criterion(**INITIAL[3])])
+    crit.write(tmp_path / "criteria.json")
+    judge = CriteriaJudge(tmp_path / "criteria.json", base_url=fake.base_url, model="fake")
+    long = "A longer answer that explains the reasons, gives an example and a source."
+    first = judge(text_a=long, text_b="Short answer.")  # the fake's thoroughness prefers the longer text
+    assert first.better == "a" and first.p_a > 0.5 and first.votes == {"thoroughness": "a", "code_style": "none"}
+
+    async def in_a_loop():
+        return judge.batch([("Short answer.", long), (long, "Short answer.")])
+
+    assert [v.better for v in asyncio.run(in_a_loop())] == ["b", "a"]
+    assert judge.usage.total().calls == 3 * 2 * 2  # 3 pairs × 2 criteria × 2 orders
