@@ -314,13 +314,16 @@ class ServeCommand(Command):
     """run a model server (embedded llama.cpp or vLLM) in the foreground"""
 
     engine: Literal["embedded", "vllm"] = "embedded"
-    model: str = Field(DEFAULT_MODEL, description="embedded model name, a .gguf path, or (vllm) a checkpoint")
+    model: str = Field(DEFAULT_MODEL, description="embedded model name, a .gguf path, or (vllm) a checkpoint directory "
+                                                  "or a Hub model id")
     served_model_name: str | None = Field(None, description="vllm: the name clients use (default: --model)")
     host: str = "127.0.0.1"
     port: int = 8080
     tensor_parallel_size: int = 1
     max_model_len: int = 4096
     kv_cache_memory_bytes: int | None = Field(None, description="vllm: KV cache size (needed on CPU machines)")
+    vllm_arg: list[str] = Field(default_factory=list, description="vllm: engine arguments passed through, e.g. "
+                                "--vllm-arg=--gpu-memory-utilization=0.8 (repeatable)")
     llama_server: str | None = _same_as(EndpointConfig, "llama_server")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -17,13 +18,20 @@ from critmine.servers import ManagedServer, ServerError
 log = logging.getLogger(__name__)
 
 
-def hf_checkpoint(model: str) -> Path:
-    """A directory vLLM can load: the user's checkpoint dir as is, or an embedded model converted once from GGUF
-    (transformers + gguf, ≈1 min for the 0.5B) into the user cache."""
+HUB_MODEL = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # owner/name: vLLM fetches it itself
+
+
+def hf_checkpoint(model: str) -> Path | str:
+    """What vLLM loads: the user's checkpoint dir as is, a Hub model id as is (vLLM downloads it, as it would
+    without critmine), or an embedded model converted once from GGUF (transformers + gguf, ≈1 min for the 0.5B) into
+    the user cache."""
     if Path(model).is_dir():
         return Path(model)
+    if model not in MODELS and HUB_MODEL.match(model):
+        return model
     if model not in MODELS:
-        raise ServerError(f"{model}: not a checkpoint directory nor an embedded model ({', '.join(MODELS)})")
+        raise ServerError(f"{model}: not a checkpoint directory, a Hub model id nor an embedded model "
+                          f"({', '.join(MODELS)})")
     target = cache_dir() / f"{model}-hf"
     if (target / "config.json").exists() and (target / "model.safetensors").exists():
         return target
@@ -51,8 +59,10 @@ class VllmServer(ManagedServer):
 
     def __init__(self, model: str, *, served_name: str | None = None, host: str = "127.0.0.1",
                  port: int | None = None, tensor_parallel_size: int = 1, max_model_len: int = 4096,
-                 kv_cache_memory_bytes: int | None = None, max_logprobs: int = 20, ready_timeout_s: float = 900.0):
+                 kv_cache_memory_bytes: int | None = None, max_logprobs: int = 20, ready_timeout_s: float = 900.0,
+                 extra_args: list[str] | None = None):
         super().__init__(f"vLLM {model}", host=host, port=port, ready_timeout_s=ready_timeout_s)
+        self.extra_args = list(extra_args or [])
         self.model, self.served_name = model, served_name or model
         self.tp, self.max_model_len = tensor_parallel_size, max_model_len
         self.kv_bytes, self.max_logprobs = kv_cache_memory_bytes, max_logprobs
@@ -68,4 +78,4 @@ class VllmServer(ManagedServer):
                "--max-model-len", str(self.max_model_len), "--tensor-parallel-size", str(self.tp)]
         if self.kv_bytes:  # on CPU, reserve this much for the KV cache instead of a fraction of all memory
             cmd += ["--kv-cache-memory-bytes", str(self.kv_bytes)]
-        return cmd
+        return cmd + self.extra_args  # the user's engine arguments last: they win

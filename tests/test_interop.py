@@ -201,3 +201,14 @@ def test_criteria_judge_judges_pairs_like_critmine_judge(fake, tmp_path):
 
     assert [v.better for v in asyncio.run(in_a_loop())] == ["b", "a"]
     assert judge.usage.total().calls == 3 * 2 * 2  # 3 pairs × 2 criteria × 2 orders
+
+
+def test_vllm_server_takes_hub_ids_and_engine_arguments():
+    from critmine import config as c
+    from critmine.vllm_backend import VllmServer
+
+    s = c.ServeCommand(_cli_parse_args=["--engine", "vllm", "--model", "Qwen/Qwen2.5-7B-Instruct",
+                                        "--vllm-arg=--gpu-memory-utilization=0.8", "--vllm-arg=--enforce-eager"])
+    cmd = VllmServer(s.model, port=8000, extra_args=s.vllm_arg).command()
+    assert cmd[cmd.index("--model") + 1] == "Qwen/Qwen2.5-7B-Instruct"
+    assert cmd[-2:] == ["--gpu-memory-utilization=0.8", "--enforce-eager"]
