@@ -170,6 +170,7 @@ class LLMClient:
         self.endpoint = endpoint
         self.transport = transport or HttpTransport(endpoint)
         self._on_paid = on_paid or (lambda: None)
+        self._in_flight = 0
         self.usage = usage
         self.cache = cache
         self.budget = budget or Budget()
@@ -211,11 +212,15 @@ class LLMClient:
         attempts = without_logprobs = 0
         for attempt in range(self.endpoint.max_retries + 1):
             async with self._sem:
-                self.budget.check(self.usage)
-                stats.calls += 1
+                self.budget.check(self.usage, self._in_flight)
                 attempts += 1
                 try:
-                    payload = await self.transport.send(messages, params, extra)
+                    self._in_flight += 1
+                    try:  # counted once it is answered (or failed), so a saved count never includes a call in flight
+                        payload = await self.transport.send(messages, params, extra)
+                    finally:
+                        self._in_flight -= 1
+                        stats.calls += 1
                     res = result_from_payload(payload, parse, cached=False, letters=letters, slots=slots)
                 except BudgetExceeded:
                     raise

@@ -63,9 +63,10 @@ class Budget(BaseModel):
     max_calls: int | None = None
     max_tokens: int | None = None
 
-    def check(self, usage: Usage) -> None:
+    def check(self, usage: Usage, in_flight: int = 0) -> None:
+        """Raise BudgetExceeded when one more call would pass a bound (`in_flight`: calls sent, not yet counted)."""
         t = usage.total()
-        if self.max_calls is not None and t.calls >= self.max_calls:
-            raise BudgetExceeded(f"call budget reached ({t.calls} >= --max-calls {self.max_calls})")
+        if self.max_calls is not None and t.calls + in_flight >= self.max_calls:
+            raise BudgetExceeded(f"call budget reached ({t.calls + in_flight} >= --max-calls {self.max_calls})")
         if self.max_tokens is not None and t.prompt_tokens + t.completion_tokens >= self.max_tokens:
             raise BudgetExceeded(f"token budget reached (>= --max-tokens {self.max_tokens})")
