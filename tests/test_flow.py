@@ -86,7 +86,8 @@ def test_forward_selection_stops_when_no_criterion_raises_cross_validated_accura
 
 
 def test_verdicts_come_from_logprobs_in_both_orders_with_the_criterion_last(fake, seeds, tmp_path):
-    assert mine(fake, seeds, tmp_path / "run", "--iterations", "0") == 0
+    # One pair in flight (a URL's default is 16), so the order of the requests is the order of the worker's loop.
+    assert mine(fake, seeds, tmp_path / "run", "--iterations", "0", "--concurrency", "1") == 0
     verdicts = [r for r in fake.requests if "response_format" not in r]
     assert all(r["max_tokens"] == 1 and r["logprobs"] and r["top_logprobs"] >= 5 for r in verdicts)
     users = [r["messages"][-1]["content"] for r in verdicts]
