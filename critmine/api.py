@@ -128,7 +128,10 @@ def score(scorer: Scorer | str | os.PathLike, documents: Data, out: str | os.Pat
     if out is not None or isinstance(documents, str | os.PathLike):
         if out is None:
             raise InputError("score: a path input needs out= (a directory of Parquet shards)")
-        cmd = c.ScoreCommand(scorer=Path(str(scorer)), input=str(documents), out=Path(out), **options)
+        directory = scorer.directory if isinstance(scorer, Scorer) else scorer
+        if directory is None:
+            raise InputError("score: scoring files needs a saved scorer (critmine.train or Scorer.load)")
+        cmd = c.ScoreCommand(scorer=Path(directory), input=str(documents), out=Path(out), **options)
         blocking(score_corpus, cmd.scorer, cmd.input, cmd.out, engine=cmd.engine, batch_size=cmd.batch_size,
                  shard_size=cmd.shard_size, workers=cmd.workers, columns=cols)
         return Path(out)

@@ -134,7 +134,8 @@ JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 def is_remote(source: str | os.PathLike) -> bool:
     """A Hub dataset id (owner/name[:split]) or a URL (hf://, s3://, https://…) rather than a local path."""
     s = str(source)
-    return "://" in s or (bool(HUB_ID.match(s)) and not Path(s).exists())
+    file_like = Path(s.split(":")[0]).suffix.lower() in (*FILE_FORMATS, ".gz", ".zst")  # a local file, mistyped
+    return "://" in s or (bool(HUB_ID.match(s)) and not file_like and not Path(s).exists())
 
 
 def _remote_rows(source: str) -> Iterator[tuple[str, Any]]:

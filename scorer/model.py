@@ -29,6 +29,7 @@ class Scorer:
     def __init__(self, meta: dict[str, Any], weights: np.ndarray | None = None, directory: Path | None = None):
         self.meta = meta
         self.weights = weights
+        self.directory = directory  # where it was loaded from (None while training)
         self.features_kind = meta["features"]
         if self.features_kind.startswith("hf:"):
             self._reward = RewardModel(directory / HF_DIR)

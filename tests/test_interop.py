@@ -134,6 +134,10 @@ def test_python_api_mines_judges_trains_scores_and_selects_inside_a_running_loop
     # The hidden rule is "longer wins": the scorer, trained only on agent labels, keeps long documents.
     assert sum(len(r["text"]) for r in kept) / 20 > 1.5 * sum(len(d["text"]) for d in docs) / 80
     assert (tmp_path / "run.input.jsonl").exists()  # the in-memory seeds, kept so the run can resume
+    # Files as the CLI does them, from the Scorer object train() returned.
+    scored = critmine.score(scorer, tmp_path / "docs.jsonl", out=tmp_path / "scored")
+    assert critmine.select(scored, tmp_path / "kept.parquet", fraction=0.25, tau=0) == tmp_path / "kept.parquet"
+    assert pq.read_table(tmp_path / "kept.parquet")["id"].to_pylist() == [r["id"] for r in kept]
 
 
 def test_datatrove_filter_keeps_what_select_keeps_at_the_same_threshold(tmp_path):
@@ -212,3 +216,9 @@ def test_vllm_server_takes_hub_ids_and_engine_arguments():
     cmd = VllmServer(s.model, port=8000, extra_args=s.vllm_arg).command()
     assert cmd[cmd.index("--model") + 1] == "Qwen/Qwen2.5-7B-Instruct"
     assert cmd[-2:] == ["--gpu-memory-utilization=0.8", "--enforce-eager"]
+
+
+def test_a_mistyped_local_path_is_not_taken_for_a_hub_dataset(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError, match=r"^data/seed.jsonl: no such file or directory$"):
+        read_pairs("data/seed.jsonl")
