@@ -26,12 +26,11 @@ from typing import Any, TypeVar
 
 import datasets
 import numpy as np
-from pydantic import ValidationError
 
 from critmine import config as c
 from critmine.artifacts import CriteriaSet, RunLayout
-from critmine.columns import Columns, document_fields
-from critmine.io import InputError, read_pairs, write_jsonl_atomic
+from critmine.columns import Columns
+from critmine.io import InputError, read_pairs, validated, write_text_atomic
 from critmine.judging import run_judge
 from critmine.mining import run_mine
 from critmine.records import Criterion, Document, Pair
@@ -73,15 +72,8 @@ def as_path(data: Data, out: str | os.PathLike) -> str:
         raise InputError(f"{target}: exists with other rows; choose another out (critmine writes its in-memory "
                          "input there)")
     if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        write_jsonl_atomic(target, [json.loads(x) for x in lines.splitlines()])
+        write_text_atomic(target, lines)
     return str(target)
-
-
-def _columns(options: dict[str, Any]) -> Columns:
-    """Column options (text_column=…, …) as the readers take them."""
-    names = set(c.ColumnOptions.model_fields)
-    return c.ColumnOptions(**{k: options.pop(k) for k in list(options) if k in names}).columns()
 
 
 def mine(pairs: Data, out: str | os.PathLike, *, resume: bool = False, **options: Any) -> CriteriaSet:
@@ -95,7 +87,6 @@ def mine(pairs: Data, out: str | os.PathLike, *, resume: bool = False, **options
 def judge(criteria: str | os.PathLike, out: str | os.PathLike, *, pairs: Data | None = None,
           corpus: Data | None = None, **options: Any) -> list[Pair]:
     """`critmine judge`: pairs labelled by the criteria's soft vote (written to `out`, resumable)."""
-    cols = _columns(options)
     cmd = c.JudgeCommand(criteria=Path(criteria), out=Path(out),
                          pairs=as_path(pairs, out) if pairs is not None else None,
                          corpus=as_path(corpus, out) if corpus is not None else None, **options)
@@ -103,16 +94,15 @@ def judge(criteria: str | os.PathLike, out: str | os.PathLike, *, pairs: Data | 
              n_pairs=cmd.n_pairs, seed=cmd.seed, group_by=cmd.group_by, length_ratio=cmd.length_ratio,
              engine=cmd.engine, shard_size=cmd.shard_size, min_confidence=cmd.min_confidence,
              max_text_chars=cmd.max_text_chars, kv_cache_memory_bytes=cmd.kv_cache_memory_bytes,
-             workers=cmd.workers, columns=cols)
+             workers=cmd.workers, columns=cmd.columns())
     return read_pairs(cmd.out)
 
 
 def train(pairs: Data, out: str | os.PathLike, **options: Any) -> Scorer:
     """`critmine train`: a Bradley–Terry scorer on labelled pairs, saved in `out` and returned."""
-    cols = _columns(options)
-    opts = c.TrainOptions(**options)
-    blocking(train_scorer, as_path(pairs, out), Path(out), features=opts.features, holdout=opts.holdout,
-             human_pairs=opts.human_pairs, seed=opts.seed, columns=cols)
+    cmd = c.TrainCommand(pairs=as_path(pairs, out), out=Path(out), **options)
+    blocking(train_scorer, cmd.pairs, cmd.out, features=cmd.features, holdout=cmd.holdout,
+             human_pairs=cmd.human_pairs, seed=cmd.seed, columns=cmd.columns())
     return Scorer.load(out)
 
 
@@ -124,7 +114,6 @@ def score(scorer: Scorer | str | os.PathLike, documents: Data, out: str | os.Pat
           **options: Any) -> list[dict] | datasets.Dataset | Path:
     """Every document with `critmine_score` and `n_tokens`. In memory (rows or a Dataset in, the same kind out),
     or, with `out`, `critmine score` into Parquet shards (returns `out`)."""
-    cols = _columns(options)
     if out is not None or isinstance(documents, str | os.PathLike):
         if out is None:
             raise InputError("score: a path input needs out= (a directory of Parquet shards)")
@@ -133,23 +122,14 @@ def score(scorer: Scorer | str | os.PathLike, documents: Data, out: str | os.Pat
             raise InputError("score: scoring files needs a saved scorer (critmine.train or Scorer.load)")
         cmd = c.ScoreCommand(scorer=Path(directory), input=str(documents), out=Path(out), **options)
         blocking(score_corpus, cmd.scorer, cmd.input, cmd.out, engine=cmd.engine, batch_size=cmd.batch_size,
-                 shard_size=cmd.shard_size, workers=cmd.workers, columns=cols)
+                 shard_size=cmd.shard_size, workers=cmd.workers, columns=cmd.columns())
         return Path(out)
     model = _scorer(scorer)
-    docs = list(_documents(documents, cols))
+    rows_in = ((f"documents: row {i}", r) for i, r in enumerate(_rows(documents), 1))
+    docs = [d for _, d in validated(rows_in, Document, c.ColumnOptions(**options).columns())]
     scores = model.score([d.text for d in docs]) if docs else np.zeros(0)
     rows = [output_row(d, float(s), count_tokens(d.text)) for d, s in zip(docs, scores, strict=True)]
     return datasets.Dataset.from_list(rows) if isinstance(documents, datasets.Dataset) else rows
-
-
-def _documents(documents: Sequence[Any] | datasets.Dataset, cols: Columns) -> Iterable[Document]:
-    for i, raw in enumerate(_rows(documents), 1):
-        try:
-            doc = Document.model_validate(document_fields(raw, cols))
-        except ValidationError as e:
-            raise InputError(f"documents: row {i}: {e.errors()[0]['loc']} {e.errors()[0]['msg']}") from None
-        doc.row = raw
-        yield doc
 
 
 def select(scored: list[dict] | datasets.Dataset | str | os.PathLike, out: str | os.PathLike | None = None, *,

@@ -95,7 +95,7 @@ def _datasets_rows(path: Path) -> Iterator[tuple[str, Any]]:
             ds = ds[next(iter(ds))]
         first_row = 1
     else:
-        fmt = {".parquet": "parquet", ".csv": "csv"}[path.suffix.lower()]
+        fmt = FILE_FORMATS[path.suffix.lower()]
         if fmt == "parquet":
             _check_parquet(path)
         try:
@@ -179,10 +179,21 @@ def iter_rows(path: str | os.PathLike) -> Iterator[tuple[str, Any]]:
 
 def iter_records(path: str | os.PathLike, model: type[R], columns: Columns | None = None) -> Iterator[R]:
     """Stream validated records (columns mapped by `columns`, the others kept); duplicate ids are an error."""
+    seen: set[str] = set()
+    for where, rec in validated(iter_rows(path), model, columns):
+        if rec.id in seen:
+            raise InputError(f"{where}: duplicate id '{rec.id}'")
+        seen.add(rec.id)
+        yield rec
+
+
+def validated(rows: Iterable[tuple[str, Any]], model: type[R], columns: Columns | None = None
+              ) -> Iterator[tuple[str, R]]:
+    """(location, record) for (location, raw row): columns mapped, the record validated (a Document keeps its row);
+    InputError naming the location otherwise."""
     cols = columns or Columns()
     fields = pair_fields if model is Pair else document_fields
-    seen: set[str] = set()
-    for where, raw in iter_rows(path):
+    for where, raw in rows:
         if not isinstance(raw, dict):
             raise InputError(f"{where}: expected a JSON object, got {type(raw).__name__}")
         try:
@@ -193,11 +204,7 @@ def iter_records(path: str | os.PathLike, model: type[R], columns: Columns | Non
             raise InputError(f"{where}: {_describe(e, cols)}") from None
         if isinstance(rec, Document):
             rec.row = raw
-        rid = rec.id
-        if rid in seen:
-            raise InputError(f"{where}: duplicate id '{rid}'")
-        seen.add(rid)
-        yield rec
+        yield where, rec
 
 
 def read_pairs(path: str | os.PathLike, *, labelled: bool = False, columns: Columns | None = None) -> list[Pair]:
@@ -255,10 +262,14 @@ def write_jsonl_atomic(path: str | os.PathLike, records: Iterable[BaseModel | di
     publish_file(fh, p)
 
 
-def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write text through a temp file and rename, so readers never see a partial file."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=p.parent, delete=False, suffix=".tmp", encoding="utf-8") as fh:
-        json.dump(obj, fh, indent=2, ensure_ascii=False, default=str)
-        fh.write("\n")
+        fh.write(text)
     publish_file(fh, p)
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")

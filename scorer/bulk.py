@@ -106,12 +106,12 @@ def _write_table(out_dir: Path, index: int, table: pa.Table) -> None:
 
 def _manifest(scorer_dir: Path, meta: dict, input_path: str, shard_size: int, engine: str) -> dict:
     if is_remote(input_path):  # a Hub dataset or URL: identified by name
-        return {"input": input_path, "scorer": str(scorer_dir.resolve()), "scorer_created": meta.get("created"),
-                "shard_size": shard_size, "engine": engine}
-    st = os.stat(input_path)
-    return {"input": str(Path(input_path).resolve()), "input_size": st.st_size, "input_mtime": int(st.st_mtime),
-            "scorer": str(scorer_dir.resolve()), "scorer_created": meta.get("created"), "shard_size": shard_size,
-            "engine": engine}
+        source: dict = {"input": input_path}
+    else:
+        st = os.stat(input_path)
+        source = {"input": str(Path(input_path).resolve()), "input_size": st.st_size, "input_mtime": int(st.st_mtime)}
+    return {**source, "scorer": str(scorer_dir.resolve()), "scorer_created": meta.get("created"),
+            "shard_size": shard_size, "engine": engine}
 
 
 def default_workers(scorer_dir: Path) -> int:

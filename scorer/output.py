@@ -22,6 +22,12 @@ def scored_dir(out_dir: str | Path) -> ShardDir:
     return ShardDir(out_dir, "a critmine scoring output", manifest=MANIFEST, done=SUCCESS, shard_glob="part-*.parquet")
 
 
+def scored_files(path: str | Path) -> list[Path]:
+    """The Parquet files of a scored output, in row order (the shards of a directory, or the one file)."""
+    p = Path(path)
+    return sorted(p.glob("*.parquet")) if p.is_dir() else [p]
+
+
 def read_scored(path: str | Path, columns: list[str] | None = None) -> pa.Table:
     """The scored rows (every shard, in order) of a finished `critmine score` output."""
     p = Path(path)
@@ -29,7 +35,7 @@ def read_scored(path: str | Path, columns: list[str] | None = None) -> pa.Table:
         raise InputError(f"{p}: no such file or directory (the output of `critmine score`)")
     if p.is_dir() and not (p / SUCCESS).exists():
         raise InputError(f"{p}: scoring did not finish (no {SUCCESS}); rerun `critmine score` to complete it")
-    files = sorted(p.glob("*.parquet")) if p.is_dir() else [p]
+    files = scored_files(p)
     if not files:
         raise InputError(f"{p}: no scored Parquet files")
     tables = []

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from critmine.artifacts import SelectSummary, summary_of
 from critmine.io import InputError, check_output_file, publish_file
-from critmine.scorer.output import N_TOKENS, SCORE, read_scored
+from critmine.scorer.output import N_TOKENS, SCORE, read_scored, scored_files
 
 Z = "critmine_z"
 
@@ -64,9 +64,8 @@ def choose(scores: np.ndarray, tokens: np.ndarray, *, fraction: float | None, bu
 
 def kept_batches(scored: str | Path, mask: np.ndarray, z: np.ndarray) -> Iterator[pa.RecordBatch]:
     """The kept rows of the scored shards with their z-score, streamed one record batch at a time."""
-    files = sorted(Path(scored).glob("*.parquet")) if Path(scored).is_dir() else [Path(scored)]
     row = 0
-    for f in files:
+    for f in scored_files(scored):
         for batch in pq.ParquetFile(f).iter_batches(batch_size=4096):
             keep = mask[row: row + batch.num_rows]
             if keep.any():
@@ -137,8 +136,7 @@ def select(scored: str | Path, out: str | Path, *, fraction: float | None = None
     tokens = table[N_TOKENS].to_numpy()
     mask, z = choose(scores, tokens, fraction=fraction, budget_tokens=budget_tokens, tau=tau, seed=seed,
                      threshold=threshold)
-    first = sorted(Path(scored).glob("*.parquet"))[0] if Path(scored).is_dir() else Path(scored)
-    base = pq.read_schema(first)
+    base = pq.read_schema(scored_files(scored)[0])
     schema = pa.schema([f for f in base if f.name != Z] + [pa.field(Z, pa.float64())])
     write_kept(kept_batches(scored, mask, z), schema, out)
     summary = SelectSummary(documents=len(scores), kept=int(mask.sum()), tokens=int(tokens.sum()),
