@@ -10,8 +10,8 @@ import importlib
 from typing import Any
 
 __version__ = "0.1.0"
-API = ("mine", "judge", "train", "score", "select", "Scorer", "CriteriaSet", "Criterion", "Pair", "Document",
-       "Columns", "InputError")
+API = ("mine", "evaluate", "judge", "train", "score", "select", "run", "execute", "Scorer", "CriteriaSet", "Criterion",
+       "Pair", "Document", "Columns", "InputError")
 __all__ = ["__version__", *API]
 
 

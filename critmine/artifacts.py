@@ -141,6 +141,7 @@ class SelectSummary(Artifact):
     min_score_kept: float | None = None
     scored: str
     out: str
+    pushed_to: str | None = None  # the Hub dataset repository's URL, after --push-to-hub
 
 
 class EvalResult(Artifact):

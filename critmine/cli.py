@@ -1,7 +1,8 @@
 """The `critmine` command line: generated from the command models in critmine.config (pydantic-settings).
 
-Each command is a settings model (its options: fields with defaults and help) and a handler that runs it and
-returns what to print. Options come from the command line, CRITMINE_* variables and a --config TOML/YAML file.
+Each command is a settings model (its options: fields with defaults and help) and a handler that returns what to
+print; the commands of the Python API run through `critmine.api.execute`, so the CLI and the API cannot differ.
+Options come from the command line, CRITMINE_* variables and a --config TOML/YAML file.
 """
 
 from __future__ import annotations
@@ -18,25 +19,23 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from critmine import config as c
+from critmine import api, config as c
 from critmine.agents import knowledge
-from critmine.artifacts import CriteriaSet, RunLayout, ScorerMeta, SelectSummary
+from critmine.artifacts import RunLayout, ScorerMeta, SelectSummary
 from critmine.embedded import EmbeddedServer
 from critmine.errors import NoSignal, RunStopped
-from critmine.eval.evaluate import run_eval, run_scorer_eval, table
+from critmine.eval.evaluate import table
 from critmine.eval.report import write_report
 from critmine.io import InputError, iter_documents, read_pairs, write_jsonl_atomic
-from critmine.judging import describe as describe_labels, run_judge
+from critmine.judging import describe as describe_labels
 from critmine.label_app import serve
 from critmine.labels import LabelLog, export, log_path, stats
 from critmine.llm import BudgetExceeded, Usage
 from critmine.logs import setup_logging
-from critmine.mining import run_mine, summary_table
-from critmine.pipeline import run_all
+from critmine.mining import summary_table
 from critmine.sampling import sample_pairs
-from critmine.scorer.bulk import score_corpus
-from critmine.scorer.select import describe as describe_selection, select
-from critmine.scorer.train import describe as describe_scorer, train_scorer
+from critmine.scorer.select import describe as describe_selection
+from critmine.scorer.train import describe as describe_scorer
 from critmine.vllm_backend import VllmServer
 
 log = logging.getLogger("critmine")
@@ -45,34 +44,19 @@ EXIT_INPUT, EXIT_BUDGET, EXIT_FAILED, EXIT_NO_SIGNAL, EXIT_INTERRUPTED = 2, 3, 1
 
 def mine(s: c.MineCommand) -> str | tuple[str, int]:
     """The summary; with exit code 4 when no criterion beats chance on the seeds (criteria.json says why)."""
-    if not s.resume and not s.pairs:
-        raise InputError("mine: --pairs is required (or --resume an existing run)")
-    run = RunLayout(run_mine(s.mine_config(), resume=s.resume))
+    criteria = api.execute(s)
+    run = RunLayout(s.out)
     usage = Usage.model_validate_json(run.usage.read_text())
-    _, page = write_report(run.root)
-    text = f"{summary_table(run.criteria)}\n\nLLM usage\n{usage.table()}\n\nwrote {run.criteria} and {page}"
-    if no_signal := CriteriaSet.read(run.criteria, allow_empty=True).no_signal:
-        return f"{text}\n\nNO SIGNAL: {no_signal}", EXIT_NO_SIGNAL
-    return text
+    text = (f"{summary_table(run.criteria)}\n\nLLM usage\n{usage.table()}\n\n"
+            f"wrote {run.criteria} and {run.root / 'report.html'}")
+    return (f"{text}\n\nNO SIGNAL: {criteria.no_signal}", EXIT_NO_SIGNAL) if criteria.no_signal else text
 
 
 def evaluate(s: c.EvalCommand) -> str:
-    if s.scorer is not None:
-        if s.criteria is not None or s.baseline is not None:
-            raise InputError("eval: --scorer is measured on its own (no --criteria or --baseline)")
-        out = s.out or s.scorer / "eval"
-        result = run_scorer_eval(s.pairs, out, s.scorer, sample=s.sample, seed=s.seed)
-        return f"{table(result)}\n\nwrote {out / 'eval.json'}"
-    if s.criteria is None and s.out is None:
-        raise InputError("eval: give --out (or --criteria, whose run directory then holds the results)")
-    out = s.out or s.criteria.parent / ("eval" + (f"-{s.baseline}" if s.baseline else ""))  # type: ignore[union-attr]
-    result = run_eval(s.pairs, out, s.endpoints()[1], criteria_file=s.criteria, baseline=s.baseline, sample=s.sample,
-                      seed=s.seed, max_text_chars=s.max_text_chars, engine=s.engine,
-                      kv_cache_memory_bytes=s.kv_cache_memory_bytes, injection=s.attacks(), columns=s.columns())
-    text = f"{table(result)}\n\nwall time {result['wall_s']:.1f} s; wrote {out / 'eval.json'}"
-    if s.criteria is not None and RunLayout(s.criteria.parent).snapshots():
-        text += f"\nupdated {write_report(s.criteria.parent)[1]}"
-    return text
+    done = api.execute(s)
+    wall = f"wall time {done.result['wall_s']:.1f} s; " if "wall_s" in done.result else ""
+    return (f"{table(done.result)}\n\n{wall}wrote {done.eval_json}"
+            + (f"\nupdated {done.report}" if done.report else ""))
 
 
 def pairs_sample(s: c.PairsSampleCommand) -> str:
@@ -121,33 +105,25 @@ def serve_model(s: c.ServeCommand) -> int:
 
 
 def judge(s: c.JudgeCommand) -> str:
-    return describe_labels(run_judge(
-        s.criteria, s.out, s.endpoints()[1], pairs_path=s.pairs, corpus=s.corpus, n_pairs=s.n_pairs, seed=s.seed,
-        group_by=s.group_by, length_ratio=s.length_ratio, engine=s.engine, shard_size=s.shard_size,
-        min_confidence=s.min_confidence, max_text_chars=s.max_text_chars,
-        kv_cache_memory_bytes=s.kv_cache_memory_bytes, workers=s.workers, columns=s.columns()))
+    return describe_labels(api.execute(s))
 
 
 def train(s: c.TrainCommand) -> str:
-    meta = train_scorer(s.pairs, s.out, features=s.features, holdout=s.holdout, human_pairs=s.human_pairs,
-                        seed=s.seed, columns=s.columns())
-    return f"{describe_scorer(meta)}\nwrote {s.out}"
+    return f"{describe_scorer(api.execute(s))}\nwrote {s.out}"
 
 
 def score(s: c.ScoreCommand) -> str:
-    r = score_corpus(s.scorer, s.input, s.out, engine=s.engine, batch_size=s.batch_size, shard_size=s.shard_size,
-                     workers=s.workers, columns=s.columns())
+    r = api.execute(s)
     return (f"scored {r.rows:,} documents into {r.shards} shards in {r.wall_s} s ({r.docs_per_s} docs/s, {r.engine}); "
             f"wrote {s.out}")
 
 
 def select_documents(s: c.SelectCommand) -> str:
-    return describe_selection(select(s.scored, s.out, fraction=s.fraction, budget_tokens=s.budget_tokens,
-                                     threshold=s.threshold, tau=s.tau, seed=s.seed))
+    return describe_selection(api.execute(s))
 
 
 def run(s: c.RunCommand) -> str:
-    outputs = run_all(s)
+    outputs = api.execute(s)
     layout = RunLayout(s.out)
     return (f"{summary_table(layout.criteria)}\n\n{describe_scorer(ScorerMeta.read(layout.scorer_meta))}\n\n"
             f"{describe_selection(SelectSummary.read(layout.selected_summary))}\n\n"

@@ -411,6 +411,9 @@ class SelectCommand(Command, SelectOptions):
     scored: Path = Field(description="scored Parquet shards (from `critmine score`)")
     out: Path = Field(description="selected documents: .parquet, .jsonl, .jsonl.gz, or a directory name (a saved "
                                   "datasets dataset)")
+    push_to_hub: str | None = Field(None, description="also upload the selection to this Hub dataset repository "
+                                                      "(owner/name; the token: HF_TOKEN or `hf auth login`)")
+    private: bool = Field(False, description="--push-to-hub: create the repository as private")
 
 
 class RunCommand(Command, SelectOptions, TrainOptions, MiningCommandOptions):

@@ -19,6 +19,7 @@ from typing import Any
 
 from critmine.agents.annotate import judge_parts
 from critmine.artifacts import CriteriaSet, PhaseRecord, RunLayout, RunRecord
+from critmine.columns import Columns
 from critmine.config import RunCommand
 from critmine.errors import NoSignal
 from critmine.eval.report import write_report
@@ -46,14 +47,15 @@ def file_identity(path: str) -> str:
 def phase_settings(s: RunCommand) -> dict[str, dict[str, Any]]:
     """What each phase's result depends on (not how fast or where it runs)."""
     mine = s.mine_config()
+    columns = {"columns": s.columns().model_dump()} if s.columns() != Columns() else {}  # default: as before
     return {
         "mine": {**mine.model_dump(include=set(type(mine).model_fields) - {"out", "budget", "manager", "worker",
                                                                            "seeds_sha256"}),
                  "seeds": file_identity(s.pairs), "models": [mine.manager.model, mine.worker.model]},
-        "judge": {"corpus": file_identity(s.corpus), "n_pairs": s.n_pairs, "group_by": s.group_by,
+        "judge": {"corpus": file_identity(s.corpus), **columns, "n_pairs": s.n_pairs, "group_by": s.group_by,
                   "min_confidence": s.min_confidence, "seed": s.seed, "max_text_chars": s.max_text_chars},
         "train": {"features": s.features, "holdout": s.holdout, "human_pairs": s.human_pairs, "seed": s.seed},
-        "score": {"corpus": file_identity(s.corpus)},
+        "score": {"corpus": file_identity(s.corpus), **columns},
         "select": {"fraction": s.fraction, "budget_tokens": s.budget_tokens, "threshold": s.threshold, "tau": s.tau,
                    "seed": s.seed},
     }
@@ -104,10 +106,10 @@ def run_all(s: RunCommand) -> dict:
         "mine": lambda: run_mine(cfg, resume=run.config.exists()),
         "judge": lambda: run_judge(run.criteria, run.labelled, cfg.worker, corpus=s.corpus, n_pairs=s.n_pairs,
                                    seed=s.seed, group_by=s.group_by, min_confidence=s.min_confidence,
-                                   engine=s.judge_engine, max_text_chars=cfg.max_text_chars),
+                                   engine=s.judge_engine, max_text_chars=cfg.max_text_chars, columns=s.columns()),
         "train": lambda: train_scorer(str(run.labelled), run.scorer, features=s.features, holdout=s.holdout,
                                       human_pairs=s.human_pairs, seed=s.seed),
-        "score": lambda: score_corpus(run.scorer, s.corpus, run.scored, engine=s.score_engine),
+        "score": lambda: score_corpus(run.scorer, s.corpus, run.scored, engine=s.score_engine, columns=s.columns()),
         "select": lambda: select(run.scored, run.selected, fraction=s.fraction, budget_tokens=s.budget_tokens,
                                  threshold=s.threshold, tau=s.tau, seed=s.seed),
     }

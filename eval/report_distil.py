@@ -7,7 +7,7 @@ from itertools import islice
 from pathlib import Path
 
 from critmine.agents.annotate import SUMMARY
-from critmine.artifacts import JudgeSummary, RunLayout, ScorerMeta, ScoreSummary, SelectSummary
+from critmine.artifacts import JudgeSummary, RunLayout, RunRecord, ScorerMeta, ScoreSummary, SelectSummary
 from critmine.scorer.output import SCORE, SUCCESS, read_scored
 
 
@@ -31,7 +31,10 @@ def load(run_dir: Path) -> dict:
         with open(run.selected, encoding="utf-8") as fh:
             kept = [json.loads(x) for x in islice(fh, 200_000)]
         d["kept_scores"] = [k[SCORE] for k in kept]
-        d["examples"] = sorted(kept, key=lambda k: -k[SCORE])[:3]
+        settings = RunRecord.read(run.run).settings if run.run.exists() else {}  # the corpus's own column names
+        id_col, text_col = settings.get("id_column", "id"), settings.get("text_column", "text")
+        d["examples"] = [{"id": k.get(id_col, "?"), "text": str(k.get(text_col, "")), SCORE: k[SCORE]}
+                         for k in sorted(kept, key=lambda k: -k[SCORE])[:3]]
     return d
 
 

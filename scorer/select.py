@@ -156,4 +156,5 @@ def describe(s: SelectSummary) -> str:
     tok = s.kept_tokens / s.tokens if s.tokens else 0
     mz = s.mean_z_kept
     return (f"kept {s.kept:,} of {s.documents:,} documents ({share:.1%}), {s.kept_tokens:,} of {s.tokens:,} tokens "
-            f"({tok:.1%}); mean z of kept {'-' if mz is None else f'{mz:+.2f}'} (tau {s.tau}); wrote {s.out}")
+            f"({tok:.1%}); mean z of kept {'-' if mz is None else f'{mz:+.2f}'} (tau {s.tau}); wrote {s.out}"
+            + (f"; pushed to {s.pushed_to}" if s.pushed_to else ""))

@@ -222,3 +222,17 @@ def test_a_mistyped_local_path_is_not_taken_for_a_hub_dataset(tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     with pytest.raises(InputError, match=r"^data/seed.jsonl: no such file or directory$"):
         read_pairs("data/seed.jsonl")
+
+
+def test_python_api_run_chains_in_memory_data_with_a_renamed_text_column(fake, tmp_path):
+    docs = [{"id": d["id"], "content": d["text"], "lang": "en"} for d in make_corpus(tmp_path / "docs.jsonl", n=120)]
+    outputs = critmine.run(make_pairs(), datasets.Dataset.from_list(docs), tmp_path / "run", text_column="content",
+                           base_url=fake.base_url, model="fake", n_criteria=4, no_kb=True, n_pairs=30,
+                           fraction=0.2, retry_backoff=0.01)
+    selected = [json.loads(line) for line in Path(outputs["selected"]).read_text().splitlines()]
+    assert len(selected) == 24 and all(r["content"] and r["lang"] == "en" and "critmine_z" in r for r in selected)
+    assert (tmp_path / "run.seeds.jsonl").exists() and (tmp_path / "run.corpus.jsonl").exists()
+    best = max(selected, key=lambda r: r["critmine_score"])  # the report quotes it from its own column
+    assert f"`{best['id']}`" in (tmp_path / "run" / "report.md").read_text()
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["phases"]["score"]["settings"]["columns"][
+        "text"] == "content"

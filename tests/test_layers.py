@@ -14,7 +14,8 @@ PACKAGES = {"critmine": "critmine", "critmine.agents": "agents", "critmine.promp
             "critmine.scorer": "scorer", "critmine.eval": "eval"}  # as pyproject.toml's package-dir maps them
 BASE = {"critmine.defaults", "critmine.columns", "critmine.records", "critmine.artifacts", "critmine.io",
         "critmine.errors", "critmine.config", "critmine.servers", "critmine.embedded", "critmine.vllm_backend",
-        "critmine.endpoints", "critmine.sampling", "critmine.logs", "critmine.shards", "critmine.measures"}
+        "critmine.endpoints", "critmine.sampling", "critmine.logs", "critmine.shards", "critmine.measures",
+        "critmine.hub"}
 BASE_PACKAGES = ("critmine.llm", "critmine.prompts")
 # The package itself re-exports the Python API (critmine.api), loaded on first use: it sits on top.
 APPLICATION = {"critmine", "critmine.api", "critmine.cli", "critmine.mining", "critmine.judging",
