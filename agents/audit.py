@@ -6,6 +6,7 @@ from critmine.agents import knowledge
 from critmine.agents.scoring import Voter, votes
 from critmine.agents.worker import Worker
 from critmine.eval.metrics import agreement_stats
+from critmine.measures import MEASURES
 from critmine.records import Criterion, Pair
 
 LENGTH_MATCHED = 1.3  # longer text at most this many times the shorter one (in characters)
@@ -17,7 +18,7 @@ def shortcut_audit(pairs: list[Pair], criteria: list[Criterion], by_key: dict[st
     criteria."""
     gold = [p.better for p in pairs]
     signals = {c.name: agreement_stats([Worker.measured(p, c).verdict for p in pairs], gold)["accuracy"]
-               for c in (e.criterion() for e in knowledge.load_all(None) if e.measure)}
+               for c in (e.criterion() for e in knowledge.load_all(None) if e.measure in MEASURES)}  # text-only
     matched = [p for p in pairs if max(len(p.a), len(p.b)) <= LENGTH_MATCHED * min(len(p.a), len(p.b))]
     tables = [by_key.get(c.key, {}) for c in criteria]
     voters = [Voter.of(c) for c in criteria]

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from critmine.defaults import MAX_TEXT_CHARS
 from critmine.llm import LLMClient, LLMResult, letter_positions
-from critmine.measures import compare
+from critmine.measures import LOGPROB_TOKENS, MODEL_MEASURES, compare, compare_logprobs
 from critmine.prompts import render_messages
 from critmine.records import Criterion, Judgment, Pair
 
@@ -135,7 +135,21 @@ class Worker:
     def measured(pair: Pair, criterion: Criterion) -> Judgment:
         """A computed criterion's judgment ("both": a measure has no position bias), without an LLM call."""
         assert criterion.measure is not None
-        p_a, p_b, p_none = compare(criterion.measure, criterion.prefer, pair.a, pair.b)
+        return Worker._judgment(pair, criterion, compare(criterion.measure, criterion.prefer, pair.a, pair.b))
+
+    async def measured_by_model(self, pair: Pair, criterion: Criterion, phase: str = "judge") -> Judgment:
+        """A model measure's judgment (mean_logprob: each text's mean token log-probability, read once per text
+        and cached); failed when the server cannot return them."""
+        va, vb = [await self.client.text_logprob(truncate_middle(t, self.max_text_chars), phase=phase,
+                                                 max_tokens=LOGPROB_TOKENS) for t in (pair.a, pair.b)]
+        if va is None or vb is None:
+            return Judgment(pair_id=pair.id, criterion=criterion.name, version=criterion.version, order="both",
+                            failed=True)
+        return self._judgment(pair, criterion, compare_logprobs(va, vb, criterion.prefer))
+
+    @staticmethod
+    def _judgment(pair: Pair, criterion: Criterion, probs: tuple[float, float, float]) -> Judgment:
+        p_a, p_b, p_none = probs
         return Judgment(pair_id=pair.id, criterion=criterion.name, version=criterion.version, order="both",
                         p_a=p_a, p_b=p_b, p_none=p_none, verdict=verdict_of(p_a, p_b, p_none))
 
@@ -154,7 +168,8 @@ class Worker:
         out: list[Judgment] = []
         for ab, ba in zip(by_order["ab"], by_order["ba"], strict=True):
             out += [ab, ba, self.combine([ab, ba])]
-        return out + [self.measured(pair, c) for c in criteria if c.computed]
+        return out + [await self.measured_by_model(pair, c, phase) if c.measure in MODEL_MEASURES
+                      else self.measured(pair, c) for c in criteria if c.computed]
 
     async def judge_all(self, pairs: Sequence[Pair], criteria: Sequence[Criterion], phase: str = "judge",
                         progress=None) -> list[Judgment]:

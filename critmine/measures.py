@@ -62,13 +62,18 @@ MEASURES: dict[str, Callable[[str], float]] = {
     "distinct_words": distinct_words, "type_token_ratio": type_token_ratio, "code_line_share": code_line_share,
     "uppercase_share": uppercase_share,
 }
+# Measures read from the worker model (critmine.llm's LLMClient.text_logprob), not computed from the text alone:
+# the mean log-probability per token of a text's first LOGPROB_TOKENS tokens (fluency, as perplexity filters use).
+MODEL_MEASURES = {"mean_logprob": "mean log-probability per token under the worker model"}
+LOGPROB_TOKENS = 64
 TIE = 0.02  # relative difference below which two texts count as equal under a measure
+LOGPROB_TIE = 0.02  # nats per token below which two texts count as equally likely
 Prefer = Literal["higher", "lower"]
 
 
 def _known(name: str) -> str:
-    if name not in MEASURES:
-        raise ValueError(f"unknown measure {name!r} (known: {', '.join(MEASURES)})")
+    if name not in MEASURES and name not in MODEL_MEASURES:
+        raise ValueError(f"unknown measure {name!r} (known: {', '.join([*MEASURES, *MODEL_MEASURES])})")
     return name
 
 
@@ -76,14 +81,24 @@ Measure = Annotated[str, AfterValidator(_known)]  # a field holding a measure's 
 
 
 def compare(measure: str, prefer: Prefer, a: str, b: str) -> tuple[float, float, float]:
-    """(p_a, p_b, p_none) of one pair under a measure: the preferred text by how far apart the two values are
+    """(p_a, p_b, p_none) of one pair under a text measure: the preferred text by how far apart the two values are
     (log ratio through a logistic), or a tie (p_none = 1) when they are within TIE of each other."""
     fn = MEASURES[measure]
     va, vb = fn(a), fn(b)
     if abs(va - vb) <= TIE * max(abs(va), abs(vb), 1e-9):
         return 0.0, 0.0, 1.0
-    gap = math.log((va + 1e-3) / (vb + 1e-3))
+    return _preferred(math.log((va + 1e-3) / (vb + 1e-3)), prefer, 2.0)
+
+
+def compare_logprobs(va: float, vb: float, prefer: Prefer) -> tuple[float, float, float]:
+    """(p_a, p_b, p_none) under mean_logprob: the difference in nats per token through a logistic, or a tie."""
+    if abs(va - vb) <= LOGPROB_TIE:
+        return 0.0, 0.0, 1.0
+    return _preferred(va - vb, prefer, 4.0)
+
+
+def _preferred(gap: float, prefer: Prefer, steepness: float) -> tuple[float, float, float]:
     if prefer == "lower":
         gap = -gap
-    p_a = 1.0 / (1.0 + math.exp(-2.0 * gap))
+    p_a = 1.0 / (1.0 + math.exp(-steepness * gap))
     return p_a, 1.0 - p_a, 0.0

@@ -69,7 +69,12 @@ class FakeLLMServer:
         self.answered = 0
         self._rng = random.Random(script.fault_seed)
         self._lock = threading.Lock()
+        self.text_requests: list[dict] = []  # text log-probability requests (either dialect)
+        self._vocab: dict[str, int] = {}
         app = Starlette(routes=[Route("/v1/chat/completions", self.chat, methods=["POST"]),
+                                Route("/v1/completions", self.completions, methods=["POST"]),
+                                Route("/tokenize", self.tokenize, methods=["POST"]),
+                                Route("/completion", self.forced, methods=["POST"]),
                                 Route("/version", self.version), Route("/v1/models", self.models)])
         self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error"))
         self._thread = threading.Thread(target=self._server.run, daemon=True)
@@ -99,6 +104,40 @@ class FakeLLMServer:
 
     async def models(self, request: Request) -> Response:
         return JSONResponse({"object": "list", "data": [{"id": "fake", "object": "model"}]})
+
+    # Text log-probabilities: a token is a word (with its leading space); a word holding "zx" (garbled) has
+    # log-probability -8, any other -1. /v1/completions answers as vLLM does for echo=True, logprobs=0;
+    # /tokenize and /completion as llama.cpp's server does for a prompt forced by a token-level grammar.
+    @staticmethod
+    def word_logprob(token: str) -> float:
+        return -8.0 if "zx" in token else -1.0
+
+    async def completions(self, request: Request) -> Response:
+        body = await request.json()
+        self.text_requests.append(body)
+        if not body.get("echo") or body.get("logprobs") is None:
+            return JSONResponse({"error": {"message": "expected echo with logprobs"}}, status_code=400)
+        prompt = body["prompt"]
+        tokens = re.findall(r"\s*\S+", prompt) + ["!"]  # the prompt's tokens, then one generated token
+        offsets = [m.start() for m in re.finditer(r"\s*\S+", prompt)] + [len(prompt)]
+        lps = [None] + [self.word_logprob(t) for t in tokens[1:]]
+        return JSONResponse(self._completion("!", len(tokens), logprobs=None) | {"object": "text_completion",
+                            "choices": [{"index": 0, "text": prompt + "!", "finish_reason": "length", "logprobs": {
+                                "tokens": tokens, "token_logprobs": lps, "text_offset": offsets,
+                                "top_logprobs": None}}]})
+
+    async def tokenize(self, request: Request) -> Response:
+        words = re.findall(r"\s*\S+", (await request.json())["content"])
+        return JSONResponse({"tokens": [self._vocab.setdefault(w, len(self._vocab) + 1000) for w in words]})
+
+    async def forced(self, request: Request) -> Response:
+        body = await request.json()
+        self.text_requests.append(body)
+        ids = [int(i) for i in re.findall(r"<\[(\d+)\]>", body["grammar"])]
+        words = {v: k for k, v in self._vocab.items()}
+        probs = [{"id": i, "token": words[i], "logprob": self.word_logprob(words[i]), "top_logprobs": []}
+                 for i in ids[: body["n_predict"]]]
+        return JSONResponse({"content": "".join(words[i] for i in ids), "completion_probabilities": probs})
 
     async def chat(self, request: Request) -> Response:
         body = await request.json()

@@ -145,3 +145,32 @@ def test_judge_local_and_ray_give_the_same_labels_on_the_embedded_model(tmp_path
         if abs(x["meta"]["p_a"] - 0.5) > 0.02:  # so only a decisive pair must get the same label
             assert x["better"] == y["better"]
     assert not wait_gone(before)
+
+
+def test_fluency_measure_prefers_the_grammatical_sentence_on_the_embedded_model(tmp_path):
+    """Learner-style errors against their corrections: no question asked, only each text's likelihood."""
+    right = ["She has lived in this city since she was a child.", "There are many people who want to travel abroad.",
+             "I am looking forward to hearing from you soon.", "He didn't go to school yesterday because he was ill.",
+             "The informations were very useful for our project.".replace("informations were", "information was"),
+             "If I had known, I would have told you."]
+    wrong = ["She live in this city since she was a child.", "There is many people who wants to travel abroad.",
+             "I am looking forward to hear from you soon.", "He didn't went to school yesterday because he was ill.",
+             "The informations were very useful for our project.", "If I would know, I would told you."]
+    pairs = [Pair(id=str(i), a=r if i % 2 else w, b=w if i % 2 else r, better="a" if i % 2 else "b")
+             for i, (r, w) in enumerate(zip(right, wrong, strict=True))]
+    [crit] = [Criterion(name="fluent_language", description="fluency", measure="mean_logprob")]
+
+    async def go(base_url):
+        client = LLMClient(Endpoint(base_url=base_url, model="qwen2.5-coder-0.5b", kind="llamacpp"), usage=Usage())
+        try:
+            return await Worker(client).judge_all(pairs, [crit])
+        finally:
+            await client.aclose()
+
+    with EmbeddedServer() as server:
+        t0 = time.monotonic()
+        js = asyncio.run(go(server.base_url))
+        print(f"fluency on {len(pairs)} pairs: {time.monotonic() - t0:.1f} s")
+    verdicts = {j.pair_id: j.verdict for j in js}
+    assert not any(j.failed for j in js)
+    assert sum(verdicts[p.id] == p.better for p in pairs) >= 5, verdicts

@@ -73,7 +73,8 @@ def test_computed_criteria_are_judged_without_the_llm_and_vote_with_the_others(f
     assert computed <= set(cands) and len(cands) == len(computed) + 2  # every measure, plus 2 verbal candidates
     assert cands["longer_text"]["seed_accuracy"] == 10 / 12  # the fake's people prefer the longer text, but twice
     usage = json.loads((tmp_path / "run" / "usage.json").read_text())["phases"]
-    assert usage["retrieve"]["calls"] == 12 * 2 * 2  # the measures cost no call
+    # The text measures cost no call; fluency reads each of the 24 seed texts once (its log-probabilities).
+    assert usage["retrieve"]["calls"] == 12 * 2 * 2 + 12 * 2
     final = {c["name"]: c for c in data["criteria"]}
     (kept,) = [c for c in final.values() if c["origin"] == "knowledge_base"]
     assert kept["measure"] in MEASURES and kept["seed_accuracy"] == 10 / 12 and kept["scale"] > 0

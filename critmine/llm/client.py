@@ -11,13 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import openai
 
 from critmine.errors import RunStopped
 from critmine.llm.adapters import ServerKind, choice_constraint, prompt_cache_hint
 from critmine.llm.cache import ResponseCache, request_key
 from critmine.llm.endpoint import Endpoint
-from critmine.llm.transport import HttpTransport, Transport
+from critmine.llm.transport import HttpTransport, Transport, Unsupported
 from critmine.llm.usage import Budget, BudgetExceeded, Usage
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,10 @@ def _retryable(exc: BaseException) -> bool:
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code in (408, 409, 429) or exc.status_code >= 500
     if isinstance(exc, openai.APIError):  # malformed bodies and other protocol-level trouble
+        return True
+    if isinstance(exc, httpx.HTTPStatusError):  # a server's native endpoints (text log-probabilities)
+        return exc.response.status_code in (408, 409, 429) or exc.response.status_code >= 500
+    if isinstance(exc, httpx.TransportError):
         return True
     return isinstance(exc, (asyncio.TimeoutError, ConnectionError, ValueError))
 
@@ -180,6 +185,47 @@ class LLMClient:
 
     async def aclose(self) -> None:
         await self.transport.aclose()
+
+    async def text_logprob(self, text: str, *, phase: str, max_tokens: int) -> float | None:
+        """The mean log-probability per token of the first `max_tokens` tokens of `text` under this endpoint's
+        model (cached, counted, budgeted and retried like a chat call); None when the server cannot say."""
+        key = request_key(self.endpoint.model, [{"role": "text", "content": text}], {"logprobs": max_tokens})
+        stats = self.usage.phase(phase)
+        if self.cache is not None and (hit := self.cache.get(key)) is not None:
+            stats.cached_calls += 1
+            return hit["mean_logprob"]
+        last_error = "no attempt"
+        for attempt in range(self.endpoint.max_retries + 1):
+            async with self._sem:
+                self.budget.check(self.usage, self._in_flight)
+                try:
+                    self._in_flight += 1
+                    try:
+                        values = await self.transport.text_logprobs(text, max_tokens)
+                    finally:
+                        self._in_flight -= 1
+                        stats.calls += 1
+                except Unsupported as exc:
+                    log.warning("no text log-probabilities from %s: %s", self.endpoint.base_url, exc)
+                    return None
+                except Exception as exc:  # noqa: BLE001 - retried like any failed call
+                    last_error = f"{type(exc).__name__}: {str(exc)[:200]}"
+                    if not _retryable(exc) or attempt == self.endpoint.max_retries:
+                        break
+                    stats.retries += 1
+                else:
+                    mean = sum(values) / len(values) if values else None
+                    stats.prompt_tokens += len(values)  # the text's tokens read (forced or prefilled)
+                    if self.cache is not None and mean is not None:
+                        self.cache.put(key, {"mean_logprob": mean, "tokens": len(values)})
+                    self._on_paid()
+                    return mean
+            base, cap = self._backoff
+            await asyncio.sleep(min(cap, base * 2**attempt) * random.uniform(0.5, 1.5))
+        stats.failures += 1
+        self._on_paid()
+        log.warning("text log-probabilities failed for good (%s phase): %s", phase, last_error)
+        return None
 
     async def chat(self, messages: list[dict], *, phase: str, max_tokens: int = 256, temperature: float = 0.0,
                    json_schema: dict | None = None, choices: list[str] | None = None,

@@ -16,6 +16,7 @@ from typing import Any
 from critmine.llm.cache import ResponseCache
 from critmine.llm.client import LLMClient
 from critmine.llm.endpoint import Endpoint
+from critmine.llm.transport import Unsupported
 from critmine.llm.usage import Budget, Usage
 from critmine.vllm_backend import hf_checkpoint
 
@@ -92,6 +93,9 @@ class VllmOfflineTransport:
                 continue
             for (*_, future), out in zip(items, outs, strict=True):
                 future.set_result(_payload(out))
+
+    async def text_logprobs(self, text: str, max_tokens: int) -> list[float]:
+        raise Unsupported("the offline engine does not read text log-probabilities yet (serve vLLM instead)")
 
     async def aclose(self) -> None:
         return None
