@@ -24,6 +24,8 @@ BAD = ["light plant sugar the the energy energy makes it green green",
        "france king 1789 revolution people the the angry yes"]
 PAIRS = [Pair(id=str(i), a=g if i % 2 else b, b=b if i % 2 else g, better="a" if i % 2 else "b")
          for i, (g, b) in enumerate(zip(GOOD, BAD, strict=True))]
+FLUENT = Criterion(name="fluent_language", description="fluency", measure="mean_logprob")
+FLUENCY: list = []  # the fluency judgments the server fixture made
 CRITERIA = [Criterion(name="well_written", description="Prefer the text that is fluent, grammatical and informative."),
             Criterion(name="factual", description="Prefer the text that states a correct fact clearly.")]
 
@@ -46,7 +48,9 @@ def server_probs():
         assert kind == "vllm"
         client = LLMClient(Endpoint(base_url=url, model=MODEL, kind=kind, timeout_s=300), usage=usage)
         try:
-            return await Worker(client).judge_all(PAIRS, CRITERIA)
+            worker = Worker(client)
+            FLUENCY.extend(await worker.judge_all(PAIRS, [FLUENT], phase="fluency"))  # echoed prompt logprobs
+            return await worker.judge_all(PAIRS, CRITERIA)
         finally:
             await client.aclose()
 
@@ -54,7 +58,13 @@ def server_probs():
     with VllmServer(MODEL, kv_cache_memory_bytes=KV) as server:
         judgments = asyncio.run(judge(server.base_url, usage))
     assert usage.phase("judge").calls == len(PAIRS) * len(CRITERIA) * 2 and usage.phase("judge").failures == 0
+    assert usage.phase("fluency").calls == 2 * len(PAIRS)  # one request per text
     return _check(judgments)
+
+
+def test_fluency_reads_prompt_logprobs_from_the_vllm_server_and_prefers_the_fluent_text(server_probs):
+    assert len(FLUENCY) == len(PAIRS) and not any(j.failed for j in FLUENCY)
+    assert sum(j.verdict == p.better for j, p in zip(FLUENCY, PAIRS, strict=True)) >= 2, FLUENCY
 
 
 def test_server_verdicts_prefer_the_well_written_text_in_both_orders(server_probs):
