@@ -98,6 +98,19 @@ def test_checksum_mismatch_is_refused_and_nothing_is_kept(tmp_path, monkeypatch)
     assert list(tmp_path.iterdir()) == []
 
 
+def judge_on_embedded(pairs: list[Pair], criteria: list[Criterion]) -> list:
+    """Every pair under every criterion, by a Worker on a freshly started embedded 0.5B server."""
+    async def go(base_url):
+        client = LLMClient(Endpoint(base_url=base_url, model="qwen2.5-coder-0.5b", kind="llamacpp"), usage=Usage())
+        try:
+            return await Worker(client).judge_all(pairs, criteria)
+        finally:
+            await client.aclose()
+
+    with EmbeddedServer() as server:
+        return asyncio.run(go(server.base_url))
+
+
 def test_swap_and_logprob_verdicts_pick_the_well_written_text():
     good = ["Photosynthesis converts light energy into chemical energy stored in glucose.",
             "Water boils at 100 degrees Celsius at sea level because its vapour pressure equals the air pressure.",
@@ -110,16 +123,7 @@ def test_swap_and_logprob_verdicts_pick_the_well_written_text():
     pairs = [Pair(id=str(i), a=g if i % 2 else b, b=b if i % 2 else g, better="a" if i % 2 else "b")
              for i, (g, b) in enumerate(zip(good, bad, strict=True))]
     crit = Criterion(name="well_written", description="Prefer the text that is fluent, grammatical and informative.")
-
-    async def go(base_url):
-        client = LLMClient(Endpoint(base_url=base_url, model="qwen2.5-coder-0.5b", kind="llamacpp"), usage=Usage())
-        try:
-            return await Worker(client).judge_all(pairs, [crit])
-        finally:
-            await client.aclose()
-
-    with EmbeddedServer() as server:
-        js = asyncio.run(go(server.base_url))
+    js = judge_on_embedded(pairs, [crit])
     both = {j.pair_id: j.verdict for j in js if j.order == "both"}
     assert sum(both[p.id] == p.better for p in pairs) >= 3, both
 
@@ -158,19 +162,10 @@ def test_fluency_measure_prefers_the_grammatical_sentence_on_the_embedded_model(
              "The informations were very useful for our project.", "If I would know, I would told you."]
     pairs = [Pair(id=str(i), a=r if i % 2 else w, b=w if i % 2 else r, better="a" if i % 2 else "b")
              for i, (r, w) in enumerate(zip(right, wrong, strict=True))]
-    [crit] = [Criterion(name="fluent_language", description="fluency", measure="mean_logprob")]
-
-    async def go(base_url):
-        client = LLMClient(Endpoint(base_url=base_url, model="qwen2.5-coder-0.5b", kind="llamacpp"), usage=Usage())
-        try:
-            return await Worker(client).judge_all(pairs, [crit])
-        finally:
-            await client.aclose()
-
-    with EmbeddedServer() as server:
-        t0 = time.monotonic()
-        js = asyncio.run(go(server.base_url))
-        print(f"fluency on {len(pairs)} pairs: {time.monotonic() - t0:.1f} s")
+    crit = Criterion(name="fluent_language", description="fluency", measure="mean_logprob")
+    t0 = time.monotonic()
+    js = judge_on_embedded(pairs, [crit])
+    print(f"fluency on {len(pairs)} pairs: {time.monotonic() - t0:.1f} s (server start included)")
     verdicts = {j.pair_id: j.verdict for j in js}
     assert not any(j.failed for j in js)
     assert sum(verdicts[p.id] == p.better for p in pairs) >= 5, verdicts

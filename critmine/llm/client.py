@@ -7,9 +7,9 @@ import json
 import logging
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import openai
@@ -19,9 +19,10 @@ from critmine.llm.adapters import ServerKind, choice_constraint, prompt_cache_hi
 from critmine.llm.cache import ResponseCache, request_key
 from critmine.llm.endpoint import Endpoint
 from critmine.llm.transport import HttpTransport, Transport, Unsupported
-from critmine.llm.usage import Budget, BudgetExceeded, Usage
+from critmine.llm.usage import Budget, BudgetExceeded, PhaseUsage, Usage
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class BadOutput(Exception):
@@ -64,6 +65,10 @@ def parse_json_tolerant(text: str) -> Any:
         except json.JSONDecodeError:
             continue
     raise BadOutput(f"unparseable JSON: {s[:80]!r}")
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -186,6 +191,37 @@ class LLMClient:
     async def aclose(self) -> None:
         await self.transport.aclose()
 
+    async def _attempts(self, stats: PhaseUsage, send: Callable[[], Awaitable[T]]) -> tuple[T | None, list[Exception]]:
+        """`send` under the client's concurrency, budget and retries: (its answer, the errors before it), or (None,
+        every attempt's error) when it failed for good. A call is counted once answered or failed, so a saved count
+        never includes one in flight; BudgetExceeded and Unsupported are raised, not retried."""
+        errors: list[Exception] = []
+        for attempt in range(self.endpoint.max_retries + 1):
+            async with self._sem:
+                self.budget.check(self.usage, self._in_flight)
+                try:
+                    self._in_flight += 1
+                    try:
+                        answer = await send()
+                    finally:
+                        self._in_flight -= 1
+                        stats.calls += 1
+                except (BudgetExceeded, Unsupported):
+                    raise
+                except Exception as exc:  # noqa: BLE001 - classified here; non-retryable ones fail the call
+                    errors.append(exc)
+                    if not _retryable(exc) or attempt == self.endpoint.max_retries:
+                        break
+                    stats.retries += 1
+                    log.debug("retrying after %s", _describe(exc))
+                else:
+                    return answer, errors
+            base, cap = self._backoff
+            await asyncio.sleep(min(cap, base * 2**attempt) * random.uniform(0.5, 1.5))
+        stats.failures += 1
+        self._on_paid()
+        return None, errors
+
     async def text_logprob(self, text: str, *, phase: str, max_tokens: int) -> float | None:
         """The mean log-probability per token of the first `max_tokens` tokens of `text` under this endpoint's
         model (cached, counted, budgeted and retried like a chat call); None when the server cannot say."""
@@ -194,38 +230,20 @@ class LLMClient:
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
             stats.cached_calls += 1
             return hit["mean_logprob"]
-        last_error = "no attempt"
-        for attempt in range(self.endpoint.max_retries + 1):
-            async with self._sem:
-                self.budget.check(self.usage, self._in_flight)
-                try:
-                    self._in_flight += 1
-                    try:
-                        values = await self.transport.text_logprobs(text, max_tokens)
-                    finally:
-                        self._in_flight -= 1
-                        stats.calls += 1
-                except Unsupported as exc:
-                    log.warning("no text log-probabilities from %s: %s", self.endpoint.base_url, exc)
-                    return None
-                except Exception as exc:  # noqa: BLE001 - retried like any failed call
-                    last_error = f"{type(exc).__name__}: {str(exc)[:200]}"
-                    if not _retryable(exc) or attempt == self.endpoint.max_retries:
-                        break
-                    stats.retries += 1
-                else:
-                    mean = sum(values) / len(values) if values else None
-                    stats.prompt_tokens += len(values)  # the text's tokens read (forced or prefilled)
-                    if self.cache is not None and mean is not None:
-                        self.cache.put(key, {"mean_logprob": mean, "tokens": len(values)})
-                    self._on_paid()
-                    return mean
-            base, cap = self._backoff
-            await asyncio.sleep(min(cap, base * 2**attempt) * random.uniform(0.5, 1.5))
-        stats.failures += 1
+        try:
+            values, errors = await self._attempts(stats, lambda: self.transport.text_logprobs(text, max_tokens))
+        except Unsupported as exc:
+            log.warning("no text log-probabilities from %s: %s", self.endpoint.base_url, exc)
+            return None
+        if values is None:
+            log.warning("text log-probabilities failed for good (%s phase): %s", phase, _describe(errors[-1]))
+            return None
+        mean = sum(values) / len(values) if values else None
+        stats.prompt_tokens += len(values)  # the text's tokens read (forced or prefilled)
+        if self.cache is not None and mean is not None:
+            self.cache.put(key, {"mean_logprob": mean, "tokens": len(values)})
         self._on_paid()
-        log.warning("text log-probabilities failed for good (%s phase): %s", phase, last_error)
-        return None
+        return mean
 
     async def chat(self, messages: list[dict], *, phase: str, max_tokens: int = 256, temperature: float = 0.0,
                    json_schema: dict | None = None, choices: list[str] | None = None,
@@ -254,44 +272,25 @@ class LLMClient:
                 return res
             except BadOutput:
                 log.debug("cached answer no longer parses; asking again")
-        last_error = "no attempt"
-        attempts = without_logprobs = 0
-        for attempt in range(self.endpoint.max_retries + 1):
-            async with self._sem:
-                self.budget.check(self.usage, self._in_flight)
-                attempts += 1
-                try:
-                    self._in_flight += 1
-                    try:  # counted once it is answered (or failed), so a saved count never includes a call in flight
-                        payload = await self.transport.send(messages, params, extra)
-                    finally:
-                        self._in_flight -= 1
-                        stats.calls += 1
-                    res = result_from_payload(payload, parse, cached=False, letters=letters, slots=slots)
-                except BudgetExceeded:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - classified below; non-retryable ones fail the call
-                    without_logprobs += isinstance(exc, NoLogprobs)
-                    last_error = f"{type(exc).__name__}: {str(exc)[:200]}"
-                    if not _retryable(exc) or attempt == self.endpoint.max_retries:
-                        break
-                    stats.retries += 1
-                    log.debug("retrying after %s", last_error)
-                else:
-                    self._logprobs_seen = self._logprobs_seen or letters is not None
-                    stats.prompt_tokens += res.prompt_tokens
-                    stats.completion_tokens += res.completion_tokens
-                    stats.cached_tokens += res.cached_tokens
-                    if self.cache is not None:
-                        self.cache.put(key, payload)
-                    self._on_paid()
-                    return res
-            base, cap = self._backoff
-            await asyncio.sleep(min(cap, base * 2**attempt) * random.uniform(0.5, 1.5))
-        stats.failures += 1
-        self._on_paid()
-        if letters and not self._logprobs_seen and without_logprobs == attempts:
-            raise EndpointError(f"{self.endpoint.base_url} returned no top_logprobs for a verdict ({attempts} "
+
+        async def send() -> tuple[dict, LLMResult]:
+            payload = await self.transport.send(messages, params, extra)
+            return payload, result_from_payload(payload, parse, cached=False, letters=letters, slots=slots)
+
+        answer, errors = await self._attempts(stats, send)
+        if answer is not None:
+            payload, res = answer
+            self._logprobs_seen = self._logprobs_seen or letters is not None
+            stats.prompt_tokens += res.prompt_tokens
+            stats.completion_tokens += res.completion_tokens
+            stats.cached_tokens += res.cached_tokens
+            if self.cache is not None:
+                self.cache.put(key, payload)
+            self._on_paid()
+            return res
+        last_error = _describe(errors[-1])
+        if letters and not self._logprobs_seen and all(isinstance(e, NoLogprobs) for e in errors):
+            raise EndpointError(f"{self.endpoint.base_url} returned no top_logprobs for a verdict ({len(errors)} "
                                 "attempts): critmine reads each verdict from the letters' log-probabilities; use a "
                                 "server that returns them (vLLM: --max-logprobs 20; llama.cpp's llama-server does)")
         log.warning("LLM call failed for good (%s phase): %s", phase, last_error)

@@ -42,7 +42,7 @@ class HttpTransport:
         self._client = openai.AsyncOpenAI(base_url=endpoint.base_url, api_key=endpoint.api_key,
                                           timeout=endpoint.timeout_s, max_retries=0)
         self._root = endpoint.base_url.rstrip("/").removesuffix("/v1")
-        self._timeout = endpoint.timeout_s
+        self._http = httpx.AsyncClient(timeout=endpoint.timeout_s)  # llama.cpp's native endpoints
 
     async def send(self, messages: list[dict], params: dict[str, Any], extra: dict[str, Any]) -> dict:
         resp = await self._client.chat.completions.create(model=self.model, messages=cast(Any, messages),
@@ -62,16 +62,15 @@ class HttpTransport:
             return own[:-1][:max_tokens]  # the last one is the generated token's
         if self.kind != "llamacpp":
             raise Unsupported(f"{self.kind} servers return no log-probabilities of a given text")
-        async with httpx.AsyncClient(timeout=self._timeout) as http:
-            r = await http.post(f"{self._root}/tokenize", json={"content": text})
-            r.raise_for_status()
-            ids = r.json()["tokens"][:max_tokens]
-            if not ids:
-                return []
-            r = await http.post(f"{self._root}/completion", json={
-                "prompt": CONTEXT, "grammar": "root ::= " + " ".join(f"<[{i}]>" for i in ids), "n_predict": len(ids),
-                "n_probs": 1, "temperature": 0.0, "cache_prompt": True})
-            r.raise_for_status()
+        r = await self._http.post(f"{self._root}/tokenize", json={"content": text})
+        r.raise_for_status()
+        ids = r.json()["tokens"][:max_tokens]
+        if not ids:
+            return []
+        r = await self._http.post(f"{self._root}/completion", json={
+            "prompt": CONTEXT, "grammar": "root ::= " + " ".join(f"<[{i}]>" for i in ids), "n_predict": len(ids),
+            "n_probs": 1, "temperature": 0.0, "cache_prompt": True})
+        r.raise_for_status()
         probs = r.json().get("completion_probabilities") or []
         if len(probs) != len(ids):
             raise ValueError(f"the server forced {len(probs)} of the text's {len(ids)} tokens")
@@ -79,3 +78,4 @@ class HttpTransport:
 
     async def aclose(self) -> None:
         await self._client.close()
+        await self._http.aclose()
