@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypedDict
@@ -43,6 +44,7 @@ class FlowState(TypedDict, total=False):
     observations: list[str]
     kb_criteria: list[dict]
     kb_candidates: list[dict]
+    kb_screened_out: list[dict]
     kb_reserve: list[dict]  # candidates that passed but were not kept at first: they fill a short proposal
     criteria: dict[str, dict]  # name → accepted Criterion
     pending: dict[str, dict]  # name → {"criterion": Criterion, "rewrite": {critiques, driven_by} | None}
@@ -79,10 +81,15 @@ class MiningFlow:
             return {"kb_criteria": []}
         query = " ".join(state.get("observations", []))
         entries = [e for e in knowledge.load_all(cfg.kb_file) if not (cfg.no_measures and e.measure)]
+        # Every computed criterion costs nothing to judge; the verbal ones are the best of the screen (or of the
+        # ranking against the manager's observations when there is no screen).
         ranked = [e for _, e in knowledge.rank(entries, query, cfg.kb_domains or None)]
-        # Every computed criterion costs nothing to judge; the verbal ones are the top of the ranking.
-        candidates = [e.criterion() for e in ranked if e.measure] + \
-            [e.criterion() for e in ranked if not e.measure][: cfg.kb_max_candidates]
+        if cfg.kb_screen:
+            verbal, screened_out = await self._screen(
+                [e.criterion() for e in knowledge.shortlist(ranked, cfg.kb_screen)])
+        else:
+            verbal, screened_out = [e.criterion() for e in ranked if not e.measure][: cfg.kb_max_candidates], []
+        candidates = [e.criterion() for e in ranked if e.measure] + verbal
         with tqdm(total=len(self.pairs), desc=f"retrieve ({len(candidates)} knowledge-base criteria)",
                   unit="pair") as bar:
             js = await self.worker.judge_all(self.pairs, candidates, phase="retrieve", progress=bar)
@@ -101,7 +108,31 @@ class MiningFlow:
         return {"kb_criteria": [c.model_dump() for c in fresh[:limit]],
                 "kb_reserve": [c.model_dump() for c in fresh[limit:]],
                 "kb_candidates": [c.model_dump(include={"name", "seed_accuracy", "ci_low", "coverage", "source",
-                                                        "measure"}) for c in scored]}
+                                                        "measure"}) for c in scored],
+                "kb_screened_out": screened_out}
+
+    async def _screen(self, shortlist: list[Criterion]) -> tuple[list[Criterion], list[dict]]:
+        """The best `kb_max_candidates` of `shortlist` by agreement on a few seed pairs (a fixed, seeded sample),
+        and what the others scored there. The screened pairs' answers are cached, so judging the winners on all
+        seed pairs pays only for the rest."""
+        cfg = self.cfg
+        if len(shortlist) <= cfg.kb_max_candidates:
+            return shortlist, []
+        few = sorted(random.Random(0).sample(self.pairs, min(cfg.kb_screen_pairs, len(self.pairs))),
+                     key=lambda p: p.id)
+        with tqdm(total=len(few), desc=f"screen ({len(shortlist)} knowledge-base criteria)", unit="pair") as bar:
+            results = scoring.result_tables(await self.worker.judge_all(few, shortlist, phase="retrieve",
+                                                                        progress=bar))
+        ranked = sorted((scoring.score(c, results.get(c.key, {}), few, low=cfg.low_threshold,
+                                       good=cfg.good_threshold) for c in shortlist),
+                        key=scoring.by_evidence, reverse=True)
+        fresh = {c.name: c for c in shortlist}
+        log.info("knowledge base: screened %d criteria on %d seed pairs: %s", len(ranked), len(few),
+                 ", ".join(f"{c.name}={c.seed_accuracy:.2f}" if c.seed_accuracy is not None else f"{c.name}=n/a"
+                           for c in ranked))
+        out = [{"name": c.name, "source": c.source, "screen_accuracy": c.seed_accuracy, "screen_pairs": len(few)}
+               for c in ranked[cfg.kb_max_candidates:]]
+        return [fresh[c.name] for c in ranked[: cfg.kb_max_candidates]], out
 
     async def warmup(self, state: FlowState) -> FlowState:
         obs = await self.manager.warmup(self.pairs)
@@ -267,6 +298,7 @@ class MiningFlow:
             criteria=final, not_selected=[c for c in everything if c.name not in final_names],
             replaced=[Criterion(**c) for c in state.get("banned") or []],
             knowledge_base_candidates=state.get("kb_candidates") or [],
+            knowledge_base_screened_out=state.get("kb_screened_out") or [],
             flow_on_seeds={kind: VoteStats(**stats) for kind, stats in flow.items()},
             iterations_run=state.get("iteration", 0),
             seed_pair_ids=[p.id for p in self.pairs],  # so no evaluation can count them as test pairs

@@ -1,8 +1,9 @@
 """The criteria knowledge base: the shipped file, a user's growing file, cheap pre-selection, near-duplicates.
 
-Retrieval in the flow is two-stage: a free TF-IDF ranking of criteria against the manager's warm-up observations
-(within the chosen domains), then the top candidates, with every computed criterion of those domains (free to
-judge), are judged on the seed pairs and only those that agree with people are kept.
+Retrieval in the flow does not trust the manager alone: a shortlist of verbal criteria — every domain's core
+criteria (so a grammar task meets the grammar criteria whatever the manager observed), then the best TF-IDF matches
+to the manager's warm-up observations — is screened on a few seed pairs; the best of the screen, with every
+computed criterion (free to judge), are judged on all seed pairs and only those that agree with people are kept.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class KBEntry(BaseModel):
     source: str = Field(min_length=3)
     measure: Measure | None = Field(None, description="a computed criterion (critmine.measures): judged without an LLM")
     prefer: Prefer = "higher"
+    core: bool = Field(False, description="one of its domains' central criteria: always on the retrieval shortlist")
     accuracy: float | None = None
     n_judged: int | None = None
     provenance: dict | None = None
@@ -108,6 +110,13 @@ def rank(entries: list[KBEntry], query: str, domains: list[str] | None = None) -
         vn = math.sqrt(sum(x * x for x in v.values())) or 1.0
         scored.append((sum(q.get(w, 0.0) * x for w, x in v.items()) / (qn * vn), e))
     return sorted(scored, key=lambda t: (-(t[1].accuracy is not None), -t[0], t[1].name))
+
+
+def shortlist(ranked: list[KBEntry], size: int) -> list[KBEntry]:
+    """Up to `size` verbal criteria of `ranked` (see `rank`) to screen: a user's criteria with measured accuracy,
+    then the domains' core criteria, then the rest, each group in the order of the ranking."""
+    verbal = [e for e in ranked if not e.measure]
+    return sorted(verbal, key=lambda e: (e.accuracy is None, not e.core))[:size]
 
 
 def near_duplicates(entries: list[KBEntry], threshold: float = 0.5) -> list[tuple[str, str, float]]:

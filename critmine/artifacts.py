@@ -188,6 +188,8 @@ class CriteriaSet(BaseModel):
     not_selected: list[Criterion] = Field(default_factory=list)
     replaced: list[Criterion] = Field(default_factory=list, description="low criteria the manager replaced")
     knowledge_base_candidates: list[dict] = Field(default_factory=list, description="retrieved and scored on seeds")
+    knowledge_base_screened_out: list[dict] = Field(default_factory=list,
+                                                    description="shortlisted, but lost the screen on a few seeds")
     flow_on_seeds: dict[str, VoteStats] = Field(default_factory=dict, description="soft and majority vote on seeds")
     iterations_run: int = 0
     seed_pair_ids: list[str] | None = Field(None, description="None in files written before ids were recorded")

@@ -72,7 +72,12 @@ class MiningOptions(BaseModel):
                                 description="a user knowledge-base file, used with the shipped one")
     kb_domains: list[str] = Field(default_factory=list, description="only knowledge-base criteria of these domains, "
                                                                     "e.g. argument,fluency (all if empty)")
-    kb_max_candidates: int = Field(12, ge=0, description="candidates judged on the seeds (the cost of retrieval)")
+    kb_screen: int = Field(24, ge=0, description="verbal knowledge-base criteria screened on a few seed pairs "
+                           "first: every domain's core criteria, then the best matches to the manager's observations "
+                           "(0: no screen; the best matches go straight to all seed pairs)")
+    kb_screen_pairs: int = Field(8, ge=2, description="seed pairs of the screen")
+    kb_max_candidates: int = Field(12, ge=0, description="verbal candidates judged on all seed pairs (with "
+                                                         "kb_screen, the best of the screen)")
     kb_min_accuracy: float = Field(0.6, ge=0, le=1, description="seed accuracy a knowledge-base criterion needs")
     kb_max_initial: int | None = Field(None, ge=0, description="knowledge-base criteria kept at most "
                                                                "(null: half of n_criteria)")

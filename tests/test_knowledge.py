@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from critmine.agents.knowledge import DOMAINS, add_run, load, near_duplicates, rank, shipped_path
+from critmine.agents.knowledge import DOMAINS, add_run, load, near_duplicates, rank, shipped_path, shortlist
 from critmine.cli import main
 from critmine.io import InputError
 from critmine.measures import MEASURES
@@ -51,7 +51,7 @@ def _mine(fake, seeds, out, *extra):
 def test_retrieval_judges_candidates_on_the_seeds_and_keeps_the_good_ones(fake, seeds, tmp_path, caplog):
     caplog.set_level(logging.INFO)
     assert _mine(fake, seeds, tmp_path / "run", "--kb-max-candidates", "5", "--iterations", "0",
-                 "--no-measures") == 0
+                 "--no-measures", "--kb-screen", "0") == 0
     data = json.loads((tmp_path / "run" / "criteria.json").read_text())
     cands = {c["name"]: c for c in data["knowledge_base_candidates"]}
     assert len(cands) == 5 and "depth_of_coverage" in cands  # the observation mentions "thorough"
@@ -64,9 +64,40 @@ def test_retrieval_judges_candidates_on_the_seeds_and_keeps_the_good_ones(fake, 
     assert any("seed accuracy of 5 retrieved candidates" in r.getMessage() for r in caplog.records)
 
 
+def test_the_shortlist_holds_every_domains_core_criteria_whatever_the_manager_observed():
+    ranked = [e for _, e in rank(load(shipped_path()), "economic growth developing nations faster pace")]
+    short = [e.name for e in shortlist(ranked, 24)]
+    assert len(short) == 24 and not any(e.measure for e in ranked if e.name in short)
+    # A grammar task meets the grammar criteria even when the manager only saw topic words.
+    assert {"grammatical_correctness", "spelling", "natural_phrasing"} <= set(short)
+    cores = [e for e in load(shipped_path()) if e.core]
+    assert {d for e in cores for d in e.domains} == set(DOMAINS) and set(short[: len(cores)]) == {e.name for e in cores}
+    # Within the chosen domains only; a user's criterion with measured accuracy comes first.
+    assert all("fluency" in e.domains for e in shortlist([e for _, e in rank(ranked, "", ["fluency"])], 10))
+    measured = ranked[-1].model_copy(update={"accuracy": 0.8})
+    assert shortlist(ranked[:-1] + [measured], 3)[0] is measured
+
+
+def test_the_screen_sends_only_the_best_of_the_shortlist_to_all_seed_pairs(fake, seeds, tmp_path):
+    assert _mine(fake, seeds, tmp_path / "run", "--kb-screen", "20", "--kb-screen-pairs", "6", "--kb-max-candidates",
+                 "3", "--iterations", "0", "--no-measures") == 0
+    data = json.loads((tmp_path / "run" / "criteria.json").read_text())
+    cands = {c["name"]: c for c in data["knowledge_base_candidates"]}
+    screened_out = data["knowledge_base_screened_out"]
+    assert len(cands) == 3 and len(screened_out) == 17 and all(c["screen_pairs"] == 6 for c in screened_out)
+    # The one criterion whose description follows the people's rule wins the screen and goes on to all seeds.
+    best = cands["depth_of_coverage"]
+    assert best["seed_accuracy"] == 10 / 12
+    assert all(c["screen_accuracy"] <= 0.5 for c in screened_out)
+    usage = json.loads((tmp_path / "run" / "usage.json").read_text())["phases"]
+    # 20 criteria × 6 pairs × 2 orders, then the 3 best on the 6 other seed pairs (the screened ones are cached).
+    assert usage["retrieve"]["calls"] == 20 * 6 * 2 + 3 * 6 * 2
+    assert usage["retrieve"]["cached_calls"] == 3 * 6 * 2
+
+
 def test_computed_criteria_are_judged_without_the_llm_and_vote_with_the_others(fake, seeds, tmp_path):
     assert _mine(fake, seeds, tmp_path / "run", "--kb-max-candidates", "2", "--iterations", "0",
-                 "--kb-max-initial", "1") == 0
+                 "--kb-max-initial", "1", "--kb-screen", "0") == 0
     data = json.loads((tmp_path / "run" / "criteria.json").read_text())
     cands = {c["name"]: c for c in data["knowledge_base_candidates"]}
     computed = {e.name for e in load(shipped_path()) if e.measure}
