@@ -29,7 +29,7 @@ from critmine.eval.report import write_report
 from critmine.io import InputError, iter_documents, read_pairs, write_jsonl_atomic
 from critmine.judging import describe as describe_labels
 from critmine.label_app import serve
-from critmine.labels import LabelLog, export, log_path, stats
+from critmine.labels import LabelLog, check_export_target, export, log_path, stats
 from critmine.llm import BudgetExceeded, Usage
 from critmine.logs import setup_logging
 from critmine.mining import summary_table
@@ -60,6 +60,8 @@ def evaluate(s: c.EvalCommand) -> str:
 
 
 def pairs_sample(s: c.PairsSampleCommand) -> str:
+    if s.out.exists():  # people may have labelled its pairs: replacing it would orphan their labels
+        raise InputError(f"{s.out}: exists; choose another --out (critmine never replaces a pairs file)")
     pairs = sample_pairs(iter_documents(s.corpus, s.columns()), s.n_pairs, seed=s.seed, length_ratio=s.length_ratio,
                          group_by=s.group_by)
     write_jsonl_atomic(s.out, pairs)
@@ -72,6 +74,7 @@ def label(s: c.LabelCommand) -> str | int:
         return serve(pairs, s.pairs, s.annotator, host=s.host, port=s.port, note=s.note, open_browser=s.open)
     lines = []
     if s.export:
+        check_export_target(s.export, pairs, s.pairs)
         done = export(pairs, labels)
         write_jsonl_atomic(s.export, done)
         lines.append(f"wrote {len(done)} labelled pairs to {s.export} (ties, skips and split votes left out)")

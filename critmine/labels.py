@@ -13,6 +13,7 @@ from itertools import combinations
 from pathlib import Path
 
 from critmine.eval.metrics import cohen_kappa
+from critmine.io import InputError, read_pairs
 from critmine.records import Pair
 
 DECISIONS = ("a", "b", "tie", "skip")
@@ -99,6 +100,22 @@ def merged_labels(pairs: list[Pair], log: LabelLog) -> dict[str, str]:
 def export(pairs: list[Pair], log: LabelLog) -> list[Pair]:
     labels = merged_labels(pairs, log)
     return [p.model_copy(update={"better": labels[p.id]}) for p in pairs if p.id in labels]
+
+
+def check_export_target(path: str | Path, pairs: list[Pair], pairs_file: str | Path) -> None:
+    """An export replaces only an earlier export of the same pairs (every id in it is one of `pairs`) or an empty
+    file (an export made before any label); never the pairs file itself."""
+    if Path(path).resolve() == Path(pairs_file).resolve():
+        raise InputError(f"{path}: is the pairs file being labelled; choose another --export")
+    if not Path(path).exists() or Path(path).stat().st_size == 0:
+        return
+    try:
+        ours = {p.id for p in read_pairs(path)} <= {p.id for p in pairs}
+    except InputError:
+        ours = False
+    if not ours:
+        raise InputError(f"{path}: exists and is not an export of {pairs_file}; choose another --export (critmine "
+                         "never replaces a file it did not write)")
 
 
 def stats(pairs: list[Pair], log: LabelLog) -> dict:

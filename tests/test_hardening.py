@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from critmine.cli import main
+from critmine.labels import LabelLog, log_path
 from tests.conftest import make_pairs
 from tests.test_distil import labelled_pairs, make_corpus
 
@@ -257,3 +258,27 @@ def test_every_reader_of_criteria_json_gives_one_line(tmp_path, caplog, content,
         (line,) = errors(caplog)
         assert line.startswith(f"{run / 'criteria.json'}: {says}"), line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pairs.jsonl", "run"]  # nothing written
+
+
+def test_pairs_sample_and_label_export_never_replace_a_file_they_did_not_write(tmp_path, caplog):
+    docs = make_corpus(tmp_path / "docs.jsonl", n=20)
+    notes = tmp_path / "notes.jsonl"
+    notes.write_text('{"my": "own file"}\n')
+    assert main(["pairs", "sample", str(docs), "--n-pairs", "2", "--out", str(notes)]) == 2
+    assert errors(caplog)[0].startswith(f"{notes}: exists") and notes.read_text() == '{"my": "own file"}\n'
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in make_pairs(4)))
+    caplog.clear()
+    assert main(["label", str(pairs), "--export", str(notes)]) == 2
+    assert errors(caplog)[0].startswith(f"{notes}: exists and is not an export of {pairs}")
+    assert notes.read_text() == '{"my": "own file"}\n'
+    before = pairs.read_text()
+    assert main(["label", str(pairs), "--export", str(pairs)]) == 2 and pairs.read_text() == before
+    # An earlier export of the same pairs is replaced: exporting again after more labelling is the point.
+    export = tmp_path / "labelled.jsonl"
+    assert main(["label", str(pairs), "--export", str(export)]) == 0 and export.read_text() == ""  # nothing labelled
+    LabelLog(log_path(pairs)).label("me", "p00", "b")
+    assert main(["label", str(pairs), "--export", str(export)]) == 0
+    assert [json.loads(x)["better"] for x in export.read_text().splitlines()] == ["b"]
+    LabelLog(log_path(pairs)).label("me", "p01", "a")
+    assert main(["label", str(pairs), "--export", str(export)]) == 0 and len(export.read_text().splitlines()) == 2
