@@ -214,6 +214,8 @@ def run_eval(pairs_path: str, out: Path, worker_cfg: EndpointConfig, *, criteria
     if total.failures:
         log.warning("%d LLM calls failed for good; their verdicts count as abstentions (coverage %.2f); rerun to "
                     "ask them again", total.failures, result["flow_soft"]["coverage"])
-    write_jsonl_atomic(out / "judgments.jsonl", [j for js in judged for j in js])
+    write_jsonl_atomic(out / "judgments.jsonl", judged[0])  # the test pairs as they are
+    for kind, js in zip(kinds, judged[1:], strict=True):  # the same pair ids with an attack planted: kept apart
+        write_jsonl_atomic(out / f"judgments-injected-{kind}.jsonl", js)
     EvalResult.model_validate(result).write(out / "eval.json")
     return result

@@ -11,7 +11,7 @@ phase() { local name=$1; shift; local t0=$SECONDS; "$@"; echo "[demo] $name took
 echo "[demo] $("$PY" eval/benchmarks/bench_backend.py --prefill-only)"  # timings below depend on it
 phase "run: mine 30 seed pairs, judge 60 corpus pairs, train, score 2,152 docs, select 30%" \
     "$PY" -m critmine.cli run --pairs data/argument/seed.jsonl --corpus data/corpus/documents.jsonl --out "$RUN" \
-    --n-criteria 6 --iterations 2 --kb-domains argument,fluency --kb-max-candidates 8 \
+    --n-criteria 6 --iterations 2 --kb-max-candidates 8 \
     --n-pairs 60 --group-by source --fraction 0.3 --without-signal
 phase "eval criteria (60 dev pairs)" "$PY" -m critmine.cli eval --pairs data/argument/dev.jsonl --sample 60 --seed 0 \
     --criteria "$RUN/criteria.json" --out "$RUN/eval"

@@ -92,6 +92,14 @@ def test_injection_probe_reports_flips_per_attack_kind(fake, seeds, tmp_path, ca
         assert kind["accuracy_injected"] == 0.0
     assert inj["pairs"] == 32 and inj["flip_rate"] == 6 / 8
     assert "role_marker" in capsys.readouterr().out
+    # judgments.jsonl holds the test pairs as they are; each attack's verdicts on the same ids sit in their own file.
+    out = tmp_path / "run" / "eval"
+    clean = [json.loads(x) for x in (out / "judgments.jsonl").read_text().splitlines()]
+    keys = [(j["pair_id"], j["criterion"], j["order"]) for j in clean]
+    assert len(keys) == len(set(keys)) and {j["pair_id"] for j in clean} == {f"t{i}" for i in range(8)}
+    for kind in inj["by_kind"]:
+        planted = [json.loads(x) for x in (out / f"judgments-injected-{kind}.jsonl").read_text().splitlines()]
+        assert len(planted) == len(clean)
     # Structural attacks stayed data: every verdict request is the template's two messages, one fence per text.
     verdicts = [r for r in fake.requests if "response_format" not in r]
     assert verdicts and all([m["role"] for m in r["messages"]] == ["system", "user"] for r in verdicts)

@@ -106,6 +106,8 @@ def main() -> int:
     ap.add_argument("--iterations", type=int, default=2)
     ap.add_argument("--kb-max-candidates", type=int, default=8)
     ap.add_argument("--baselines", default=",".join(BASELINES))
+    ap.add_argument("--injection", action=argparse.BooleanOptionalAction, default=True,
+                    help="also probe the flow with planted instructions (doubles the flow's evaluation)")
     ap.add_argument("--scorer", type=Path, help="measure this scorer directory instead of training one")
     ap.add_argument("--scorer-corpus", help="documents to sample the scorer's training pairs from "
                                             "(default: the texts of the test pairs, without their labels)")
@@ -131,7 +133,8 @@ def main() -> int:
         mine_row = {"method": "(mining on seeds)", "llm_calls": usage.answers, "paid": usage.calls if mined else 0,
                     "tokens": usage.all_tokens, "wall_s": time.monotonic() - t0 if mined else None}
         common = dict(sample=args.sample, seed=args.seed, criteria_file=run.criteria)
-        rows = [_row("Flow", flow := run_eval(str(test), work / "eval", endpoint, injection=["instruction"],
+        rows = [_row("Flow", flow := run_eval(str(test), work / "eval", endpoint,
+                                                injection=["instruction"] if args.injection else False,
                                                 **common))]
         rows[0]["majority_accuracy"] = flow["flow_majority"]["accuracy"]
         gold = {p.id: p.better for p in read_pairs(test, labelled=True)}
@@ -149,7 +152,8 @@ def main() -> int:
     print_table(rows)
     maj = rows[0]["majority_accuracy"]
     print(f"Flow majority vote: {'-' if maj is None else f'{maj:.3f}'}; "
-          f"injection flip rate: {flow['injection']['flip_rate']}; mining: {mine_row['llm_calls']} LLM calls, "
+          f"injection flip rate: {flow.get('injection', {}).get('flip_rate', 'not probed')}; "
+          f"mining: {mine_row['llm_calls']} LLM calls, "
           f"{mine_row['tokens']} tokens, " + ("reused, no wall time" if mine_row["wall_s"] is None
                                               else f"{mine_row['wall_s']:.0f} s"))
     print(f"scorer: {rows[1]['note']}")
