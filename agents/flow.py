@@ -57,6 +57,11 @@ class FlowState(TypedDict, total=False):
     done: bool
 
 
+def _accuracies(criteria: list[Criterion]) -> str:
+    return ", ".join(f"{c.name}={c.seed_accuracy:.2f}" if c.seed_accuracy is not None else f"{c.name}=n/a"
+                     for c in criteria)
+
+
 def _next_version(c: Criterion) -> int:
     return max([c.version] + [rw.to_version for rw in c.history]) + 1
 
@@ -95,9 +100,7 @@ class MiningFlow:
             js = await self.worker.judge_all(self.pairs, candidates, phase="retrieve", progress=bar)
         results = scoring.result_tables(js)
         scored = sorted((self._score(c, results) for c in candidates), key=scoring.by_evidence, reverse=True)
-        log.info("knowledge base: seed accuracy of %d retrieved candidates: %s", len(scored),
-                 ", ".join(f"{c.name}={c.seed_accuracy:.2f}" if c.seed_accuracy is not None else f"{c.name}=n/a"
-                           for c in scored))
+        log.info("knowledge base: seed accuracy of %d retrieved candidates: %s", len(scored), _accuracies(scored))
         limit = cfg.kb_max_initial if cfg.kb_max_initial is not None else cfg.n_criteria // 2
         passed = [c for c in scored if (c.seed_accuracy or 0.0) >= cfg.kb_min_accuracy]
         log.info("knowledge base: kept %s as initial criteria", ", ".join(c.name for c in passed[:limit]) or "none")
@@ -128,8 +131,7 @@ class MiningFlow:
                         key=scoring.by_evidence, reverse=True)
         fresh = {c.name: c for c in shortlist}
         log.info("knowledge base: screened %d criteria on %d seed pairs: %s", len(ranked), len(few),
-                 ", ".join(f"{c.name}={c.seed_accuracy:.2f}" if c.seed_accuracy is not None else f"{c.name}=n/a"
-                           for c in ranked))
+                 _accuracies(ranked))
         out = [{"name": c.name, "source": c.source, "screen_accuracy": c.seed_accuracy, "screen_pairs": len(few)}
                for c in ranked[cfg.kb_max_candidates:]]
         return [fresh[c.name] for c in ranked[: cfg.kb_max_candidates]], out
