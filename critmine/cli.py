@@ -48,7 +48,7 @@ def mine(s: c.MineCommand) -> str | tuple[str, int]:
     run = RunLayout(s.out)
     usage = Usage.model_validate_json(run.usage.read_text())
     text = (f"{summary_table(run.criteria)}\n\nLLM usage\n{usage.table()}\n\n"
-            f"wrote {run.criteria} and {run.root / 'report.html'}")
+            f"wrote {run.criteria} and {run.report_html}")
     return (f"{text}\n\nNO SIGNAL: {criteria.no_signal}", EXIT_NO_SIGNAL) if criteria.no_signal else text
 
 

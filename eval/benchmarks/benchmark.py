@@ -163,10 +163,10 @@ def main() -> int:
             print(f"  Flow - {r['method']:<14} {d['difference']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]  "
                   f"only Flow right {d['only_first']}, only {r['method']} right {d['only_second']}, "
                   f"p={d['mcnemar_p']:.3g}")
-    write_report(work)
+    _, page = write_report(work)
     out = args.out or work / "benchmark.json"
     write_json_atomic(out, {"pairs_dir": str(args.pairs_dir), "test": str(test), "rows": rows, "mining": mine_row})
-    print(f"wrote {out} and {work / 'report.html'}")
+    print(f"wrote {out} and {page}")
     return 0
 
 
