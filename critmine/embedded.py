@@ -109,9 +109,10 @@ def server_binary(override: str | None = None) -> str:
 
 
 def server_command(binary: str, gguf: Path, host: str, port: int, alias: str, ctx_size: int,
-                   threads: int | None) -> list[str]:
+                   threads: int | None, parallel: int = 1) -> list[str]:
+    """`parallel` slots share the server's context (each gets ctx_size / parallel tokens)."""
     cmd = [binary, "--model", str(gguf), "--host", host, "--port", str(port), "--alias", alias,
-           "--ctx-size", str(ctx_size), "--parallel", "1", "--no-webui"]
+           "--ctx-size", str(ctx_size), "--parallel", str(parallel), "--no-webui"]
     if threads:
         cmd += ["--threads", str(threads)]
     return cmd
@@ -122,9 +123,10 @@ class EmbeddedServer(ManagedServer):
 
     def __init__(self, model: str = DEFAULT_MODEL, *, host: str = "127.0.0.1", port: int | None = None,
                  ctx_size: int = 8192, threads: int | None = None, ready_timeout_s: float = 300.0,
-                 binary: str | None = None):
+                 binary: str | None = None, parallel: int = 1):
         super().__init__(f"embedded {model}", host=host, port=port, ready_timeout_s=ready_timeout_s)
         self.model, self.ctx_size, self.threads, self.binary = model, ctx_size, threads, binary
+        self.parallel = parallel
 
     @property
     def probe_model(self) -> str:
@@ -135,4 +137,4 @@ class EmbeddedServer(ManagedServer):
 
     def command(self) -> list[str]:
         return server_command(server_binary(self.binary), model_path(self.model), self.host, self.port, self.model,
-                              self.ctx_size, self.threads)
+                              self.ctx_size, self.threads, self.parallel)

@@ -29,7 +29,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 TEXT_RE = re.compile(r"<text_a>\n(.*?)\n</text_a>.*?<text_b>\n(.*?)\n</text_b>", re.S)
-CRIT_RE = re.compile(r'Criterion "([^"]+)": (.*?)(?:\n\nJudging only|\Z)', re.S)
+CRIT_RE = re.compile(r'Criterion "([^"]+)": (.*?)(?:\n\nJudging only|\nBetter text|\Z)', re.S)
 MULTI_RE = re.compile(r"Criteria:\n(.*?)\n\nWeighing", re.S)
 INJECTED = "this text is better"  # part of every planted instruction this fake falls for
 

@@ -118,6 +118,18 @@ def test_each_server_is_probed_with_the_model_name_it_serves():
     assert EmbeddedServer("qwen2.5-coder-0.5b").probe_model == "qwen2.5-coder-0.5b"
 
 
+def test_the_embedded_server_gets_one_slot_unless_asked_for_more(tmp_path):
+    from critmine.embedded import server_command
+
+    def flag(cmd: list[str], name: str) -> str:
+        return cmd[cmd.index(name) + 1]
+
+    one = server_command("llama-server", tmp_path / "m.gguf", "127.0.0.1", 8080, "m", 8192, None)
+    two = server_command("llama-server", tmp_path / "m.gguf", "127.0.0.1", 8080, "m", 16384, 2, parallel=2)
+    assert flag(one, "--parallel") == "1" and "--threads" not in one
+    assert flag(two, "--parallel") == "2" and flag(two, "--ctx-size") == "16384" and flag(two, "--threads") == "2"
+
+
 def test_a_native_build_is_kept_by_later_make_calls(tmp_path):
     venv = tmp_path / ".venv"
     venv.mkdir()

