@@ -169,6 +169,14 @@ def test_benchmark_table_has_flow_scorer_and_baselines(fake, tmp_path):
     assert flow["paid"] == flow["llm_calls"] == 28 * 2 * 2 * len(json.loads((tmp_path / "work" / "criteria.json")
                                                                             .read_text())["criteria"])
     assert flow["tokens"] > 0 and scorer["paid"] == scorer["llm_calls"] and table["mining"]["paid"] > 0
+    # the ablation re-vote reads the same judgments: "as mined" is the benchmark's Flow, without a new call
+    revote = subprocess.run([sys.executable, str(root / "eval" / "benchmarks" / "revote.py"), "--work",
+                             str(tmp_path / "work"), "--pairs", str(tmp_path / "bench" / "test.jsonl")],
+                            capture_output=True, text=True, timeout=120)
+    assert revote.returncode == 0, revote.stderr[-3000:]
+    rows = {line[:40].strip(): line[40:].split() for line in revote.stdout.splitlines()[1:]}
+    assert rows["as mined"][0] == f"{flow['accuracy']:.3f}" and rows["as mined"][-1] == f"n={flow['n']}"
+    assert {"unscaled mean", "raw sum of p_a - p_b", "fitted weights (seeds)", "majority"} <= set(rows)
     # a rerun reuses everything: the same calls and tokens (replayed from the caches), nothing paid, and no wall
     # time claimed for what it did not run
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
