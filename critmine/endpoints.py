@@ -24,12 +24,12 @@ def resolve(cfg: EndpointConfig, stack: contextlib.ExitStack, started: dict[str,
     concurrency = cfg.concurrency or (1 if base_url is None else REMOTE_CONCURRENCY)
     if base_url is None:
         if cfg.model not in started:
-            server = EmbeddedServer(cfg.model, binary=cfg.llama_server)
+            server = EmbeddedServer(cfg.model, binary=cfg.llama_server, threads=cfg.llama_threads)
             started[cfg.model] = stack.enter_context(server).base_url
         base_url, kind = started[cfg.model], "llamacpp"
     elif kind == "auto":
         kind = detect_server_kind(base_url, cfg.api_key)
-    policy = cfg.model_dump(exclude={"base_url", "kind", "llama_server", "concurrency"})
+    policy = cfg.model_dump(exclude={"base_url", "kind", "llama_server", "llama_threads", "concurrency"})
     return Endpoint(**policy, api_key=cfg.api_key, base_url=base_url, kind=kind, concurrency=concurrency)
 
 

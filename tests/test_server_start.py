@@ -118,6 +118,18 @@ def test_each_server_is_probed_with_the_model_name_it_serves():
     assert EmbeddedServer("qwen2.5-coder-0.5b").probe_model == "qwen2.5-coder-0.5b"
 
 
+def test_llama_threads_reaches_the_embedded_server(tmp_path):
+    """`--llama-threads N` (a job's share of a machine shared with other jobs) is what llama-server is started with."""
+    binary = tmp_path / "llama-server-args"
+    binary.write_text(f"#!/bin/sh\necho \"$@\" > {tmp_path / 'argv.txt'}\nexit 3\n")  # records its argv, then dies
+    binary.chmod(0o755)
+    cmd, out = command("mine", tmp_path, binary)
+    rc, errors, stderr = run([*cmd, "--llama-threads", "1"])
+    assert rc == 1 and len(errors) == 1, stderr
+    argv = (tmp_path / "argv.txt").read_text().split()
+    assert argv[argv.index("--threads") + 1] == "1" and not out.exists()
+
+
 def test_the_embedded_server_gets_one_slot_unless_asked_for_more(tmp_path):
     from critmine.embedded import server_command
 
