@@ -151,7 +151,9 @@ def _remote_rows(source: str) -> Iterator[tuple[str, Any]]:
             repo, _, split = source.removeprefix("hf://datasets/").partition(":")
             ds = datasets.load_dataset(repo, split=split or "train", streaming=True)
     except Exception as e:  # noqa: BLE001 - any failure to open is a user error here
-        raise InputError(f"{source}: cannot open as a dataset ({type(e).__name__}: {_first_line(e)})") from None
+        local = "" if "://" in source else "no such local file or directory, and "  # owner/name: a path mistyped?
+        raise InputError(f"{source}: {local}cannot open as a dataset ({type(e).__name__}: {_first_line(e)})"
+                         ) from None
     try:
         for i, row in enumerate(ds):
             yield f"{source}: row {i + 1}", row

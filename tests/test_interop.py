@@ -223,6 +223,15 @@ def test_a_mistyped_local_path_is_not_taken_for_a_hub_dataset(tmp_path, monkeypa
     with pytest.raises(InputError, match=r"^data/seed.jsonl: no such file or directory$"):
         read_pairs("data/seed.jsonl")
 
+    def not_on_the_hub(path, *args, **kw):
+        raise FileNotFoundError(f"Dataset '{path}' doesn't exist on the Hub")
+
+    monkeypatch.setattr(datasets, "load_dataset", not_on_the_hub)
+    (tmp_path / "mydir").mkdir()  # a saved dataset's parent, its name mistyped: the user hears both readings
+    with pytest.raises(InputError, match=r"^mydir/saved_ds: no such local file or directory, and cannot open as a "
+                                         r"dataset \(FileNotFoundError: Dataset 'mydir/saved_ds' doesn't exist"):
+        read_pairs("mydir/saved_ds")
+
 
 def test_python_api_run_chains_in_memory_data_with_a_renamed_text_column(fake, tmp_path):
     docs = [{"id": d["id"], "content": d["text"], "lang": "en"} for d in make_corpus(tmp_path / "docs.jsonl", n=120)]
