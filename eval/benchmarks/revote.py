@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from critmine.agents.ensemble import L2_GRID, cv_accuracy, features, fit_weights
+from critmine.agents.ensemble import FOLDS, best_rule, features, fit_weights
 from critmine.agents.scoring import Voter, fold_of, result_tables, votes
 from critmine.artifacts import CriteriaSet, RunLayout
 from critmine.config import MineConfig
@@ -36,13 +36,14 @@ def _sign(v: float) -> str:
 
 
 def fitted_predictions(criteria: list[Criterion], seed_tables: dict, seeds: list[Pair], test_tables: dict,
-                       test: list[Pair], folds: int = 5) -> dict[str, str]:
-    """Weights fitted on the seed pairs (the strongest L2 that ties the best k-fold accuracy), applied to the test."""
+                       test: list[Pair]) -> dict[str, str]:
+    """Weights fitted on the seed pairs (the L2 strength mining's forward selection would choose), applied to the
+    test pairs."""
     scales = [c.scale for c in criteria]
     x, voted = features([seed_tables.get(c.key, {}) for c in criteria], scales, seeds)
     y = np.array([1.0 if p.better == "a" else -1.0 for p in seeds])
-    fold = np.array([fold_of(p.id, folds) for p in seeds])
-    l2 = max(sorted(L2_GRID, reverse=True), key=lambda g: cv_accuracy(x, voted, y, fold, "fitted", g))
+    folds = np.array([fold_of(p.id, FOLDS) for p in seeds])
+    _, l2, _, _ = best_rule(x, voted, y, folds, rules=("fitted",))
     w = fit_weights(x, y, l2)
     xt, _ = features([test_tables.get(c.key, {}) for c in criteria], scales, test)
     return {p.id: _sign(float(v)) for p, v in zip(test, xt @ w, strict=True)}
