@@ -156,6 +156,6 @@ def no_signal_advice(final: Sequence[Criterion], tried: Sequence[Criterion], n_s
                       if c.accuracy is not None) or "none judged"
     return (f"no criterion agrees with people better than chance on the {n_seeds} seed pairs with a margin its 95% "
             f"interval supports ({len(tried)} criteria tried; best: {shown}). The worker model ({worker_model}) may "
-            "be too weak to judge this task: try a larger one (--worker-model qwen2.5-coder-1.5b, or a 7B+ model on "
-            "a vLLM server with --base-url), or label more seed pairs so the interval can narrow. The criteria "
-            "written are not evidence of anything yet.")
+            "be too weak to judge this task: try a 7B+ model on a vLLM server (--base-url URL --worker-model MODEL; "
+            "the embedded qwen2.5-coder-1.5b was no better than the 0.5B on argument pairs), or label more seed "
+            "pairs so the interval can narrow. The criteria written are not evidence of anything yet.")
