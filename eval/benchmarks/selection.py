@@ -30,11 +30,14 @@ from pathlib import Path
 from critmine.agents import ensemble, knowledge, scoring
 from critmine.agents.scoring import Voter, result_tables, votes
 from critmine.artifacts import CriteriaSet
+from critmine.config import MiningOptions
 from critmine.eval.baselines import heuristic_judgments
 from critmine.io import iter_rows, read_pairs
 from critmine.records import Criterion, Judgment, Pair
 
-LOW, GOOD, MIN_FINAL, MAX_N = 0.5, 0.75, 3, 6  # mining's defaults (MiningOptions), max_n as the benchmark's
+MINING = MiningOptions()  # mining's defaults: the thresholds, min_final and the knowledge-base screen
+LOW, GOOD, MIN_FINAL = MINING.low_threshold, MINING.good_threshold, MINING.min_final
+MAX_N = 6  # as the benchmark's --n-criteria
 Tables = dict[str, dict[str, list]]
 Chooser = Callable[[list[Criterion], Tables, list[Pair]], list[Criterion]]
 
@@ -56,7 +59,7 @@ def log_odds(cs: list[Criterion]) -> list[Criterion]:
     return out
 
 
-def screened(choose: Chooser, pairs: int = 8, keep: int = 12) -> Chooser:
+def screened(choose: Chooser, pairs: int = MINING.kb_screen_pairs, keep: int = MINING.kb_max_candidates) -> Chooser:
     """`choose` after mining's knowledge-base screen: the verbal candidates ranked on the first `pairs` seeds,
     the best `keep` of them (and every computed one) go on to all seeds."""
     def chooser(scored: list[Criterion], tables: Tables, seeds: list[Pair]) -> list[Criterion]:
