@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from critmine.agents.scoring import result_tables
 from critmine.artifacts import CriteriaSet
 from critmine.records import Criterion, Judgment, Pair
 from eval.benchmarks.selection import simulate, write_candidates
@@ -34,9 +35,7 @@ def _world(n: int = 60) -> tuple[list[Pair], list[Criterion], list[Judgment]]:
 
 def test_rules_choose_from_the_seeds_and_are_scored_on_the_other_pairs():
     pairs, crits, js = _world()
-    tables: dict = {}
-    for j in js:
-        tables.setdefault(f"{j.criterion}@v1", {})[j.pair_id] = [j.p_a, j.p_b, j.p_none, j.verdict]
+    tables = result_tables(js)
     fixed = {"always a": {p.id: "a" for p in pairs}}
     table = simulate(crits, tables, pairs, draws=4, n_seeds=20, fixed=fixed)
     # the seeds show the oracle is right and the contrarian wrong: every choosing rule keeps the oracle alone or

@@ -146,11 +146,15 @@ def write_candidates(path: Path) -> list[Criterion]:
     return crits
 
 
+def read_tables(judgments: Path) -> Tables:
+    """An evaluation's judgments.jsonl as result tables (criterion key → pair id → [p_a, p_b, p_none, verdict])."""
+    return result_tables(Judgment.model_validate(r) for _, r in iter_rows(judgments))
+
+
 def fixed_predictions(judgments: Path, pairs: list[Pair]) -> dict[str, str]:
     """A seedless method's verdict per pair (e.g. `critmine eval --baseline vanilla`'s combined judgments)."""
-    both = {j.pair_id: j.verdict for j in (Judgment.model_validate(r) for _, r in iter_rows(judgments))
-            if j.order == "both"}
-    return {p.id: both.get(p.id, "none") for p in pairs}
+    both = next(iter(read_tables(judgments).values()), {})
+    return {p.id: both[p.id][3] if p.id in both else "none" for p in pairs}
 
 
 def main() -> None:
@@ -172,7 +176,7 @@ def main() -> None:
         ap.error("--pairs, --judgments and --criteria are needed (or --write-candidates)")
     pairs = read_pairs(args.pairs, labelled=True)
     candidates = CriteriaSet.read(args.criteria).criteria
-    tables = result_tables(Judgment.model_validate(r) for _, r in iter_rows(args.judgments))
+    tables = read_tables(args.judgments)
     fixed = {"longer wins (no seeds)": {j.pair_id: j.verdict for j in heuristic_judgments(pairs, "length")
                                         if j.order == "both"}}
     if args.vanilla:
