@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from critmine.defaults import MAX_TEXT_CHARS
 from critmine.llm import LLMClient, LLMResult, letter_positions
-from critmine.measures import LOGPROB_TOKENS, MODEL_MEASURES, compare, compare_logprobs
+from critmine.measures import LOGPROB_TOKENS, MODEL_MEASURES, compare, compare_logprobs, shared_context
 from critmine.prompts import render_messages
 from critmine.records import Criterion, Judgment, Pair
 
@@ -138,10 +138,13 @@ class Worker:
         return Worker._judgment(pair, criterion, compare(criterion.measure, criterion.prefer, pair.a, pair.b))
 
     async def measured_by_model(self, pair: Pair, criterion: Criterion, phase: str = "judge") -> Judgment:
-        """A model measure's judgment (mean_logprob: each text's mean token log-probability, read once per text
-        and cached); failed when the server cannot return them."""
-        va, vb = [await self.client.text_logprob(truncate_middle(t, self.max_text_chars), phase=phase,
-                                                 max_tokens=LOGPROB_TOKENS) for t in (pair.a, pair.b)]
+        """A model measure's judgment (mean_logprob: each text's mean token log-probability, read once per text and
+        cached); failed when the server cannot return them. Only what follows the texts' shared beginning is read,
+        conditioned on it: two answers to one question differ in their answers, not in the question."""
+        n = shared_context(pair.a, pair.b)
+        context = pair.a[:n][-self.max_text_chars:]
+        va, vb = [await self.client.text_logprob(truncate_middle(t[n:], self.max_text_chars), context=context,
+                                                 phase=phase, max_tokens=LOGPROB_TOKENS) for t in (pair.a, pair.b)]
         if va is None or vb is None:
             return Judgment(pair_id=pair.id, criterion=criterion.name, version=criterion.version, order="both",
                             failed=True)

@@ -63,7 +63,8 @@ MEASURES: dict[str, Callable[[str], float]] = {
     "uppercase_share": uppercase_share,
 }
 # Measures read from the worker model (critmine.llm's LLMClient.text_logprob), not computed from the text alone:
-# the mean log-probability per token of a text's first LOGPROB_TOKENS tokens (fluency, as perplexity filters use).
+# the mean log-probability per token of a text's first LOGPROB_TOKENS tokens (fluency, as perplexity filters use);
+# of a pair's texts, only what follows their shared beginning (shared_context) is read, conditioned on it.
 MODEL_MEASURES = {"mean_logprob": "mean log-probability per token under the worker model"}
 LOGPROB_TOKENS = 64
 TIE = 0.02  # relative difference below which two texts count as equal under a measure
@@ -88,6 +89,20 @@ def compare(measure: str, prefer: Prefer, a: str, b: str) -> tuple[float, float,
     if abs(va - vb) <= TIE * max(abs(va), abs(vb), 1e-9):
         return 0.0, 0.0, 1.0
     return _preferred(math.log((va + 1e-3) / (vb + 1e-3)), prefer, 2.0)
+
+
+def shared_context(a: str, b: str) -> int:
+    """Where two texts stop sharing their beginning (a question both answer, a common prompt), cut back to a word
+    boundary: `a[:n] == b[:n]` is context both continue, and each remainder starts at a word. 0 when they share no
+    word, or when one text would have nothing left (a fluency measure must read each text's own words)."""
+    n = 0
+    for ca, cb in zip(a, b, strict=False):
+        if ca != cb:
+            break
+        n += 1
+    while n and not (a[n:n + 1].isspace() and b[n:n + 1].isspace()):
+        n -= 1
+    return n if a[n:].strip() and b[n:].strip() else 0
 
 
 def compare_logprobs(va: float, vb: float, prefer: Prefer) -> tuple[float, float, float]:

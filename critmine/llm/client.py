@@ -222,16 +222,19 @@ class LLMClient:
         self._on_paid()
         return None, errors
 
-    async def text_logprob(self, text: str, *, phase: str, max_tokens: int) -> float | None:
-        """The mean log-probability per token of the first `max_tokens` tokens of `text` under this endpoint's
-        model (cached, counted, budgeted and retried like a chat call); None when the server cannot say."""
-        key = request_key(self.endpoint.model, [{"role": "text", "content": text}], {"logprobs": max_tokens})
+    async def text_logprob(self, text: str, *, phase: str, max_tokens: int, context: str = "") -> float | None:
+        """The mean log-probability per token of the first `max_tokens` tokens of `text`, read after `context` (what
+        the text continues; not counted), under this endpoint's model (cached, counted, budgeted and retried like a
+        chat call); None when the server cannot say."""
+        shown = [{"role": "context", "content": context}] if context else []
+        key = request_key(self.endpoint.model, [*shown, {"role": "text", "content": text}], {"logprobs": max_tokens})
         stats = self.usage.phase(phase)
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
             stats.cached_calls += 1
             return hit["mean_logprob"]
         try:
-            values, errors = await self._attempts(stats, lambda: self.transport.text_logprobs(text, max_tokens))
+            values, errors = await self._attempts(
+                stats, lambda: self.transport.text_logprobs(text, max_tokens, context))
         except Unsupported as exc:
             log.warning("no text log-probabilities from %s: %s", self.endpoint.base_url, exc)
             return None

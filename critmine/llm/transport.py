@@ -22,7 +22,7 @@ class Transport(Protocol):
 
     async def send(self, messages: list[dict], params: dict[str, Any], extra: dict[str, Any]) -> dict: ...
 
-    async def text_logprobs(self, text: str, max_tokens: int) -> list[float]: ...
+    async def text_logprobs(self, text: str, max_tokens: int, context: str = "") -> list[float]: ...
 
     async def aclose(self) -> None: ...
 
@@ -49,16 +49,17 @@ class HttpTransport:
                                                           extra_body=extra or None, **params)
         return resp.model_dump() if hasattr(resp, "model_dump") else json.loads(str(resp))
 
-    async def text_logprobs(self, text: str, max_tokens: int) -> list[float]:
-        """Log-probabilities of the first `max_tokens` tokens of `text`, after CONTEXT."""
+    async def text_logprobs(self, text: str, max_tokens: int, context: str = "") -> list[float]:
+        """Log-probabilities of the first `max_tokens` tokens of `text`, after CONTEXT and `context`."""
+        before = CONTEXT + context
         if self.kind == "vllm":
-            resp = await self._client.completions.create(model=self.model, prompt=CONTEXT + text, max_tokens=1,
+            resp = await self._client.completions.create(model=self.model, prompt=before + text, max_tokens=1,
                                                          echo=True, logprobs=0)
             lp = resp.choices[0].logprobs
             if lp is None or lp.token_logprobs is None or lp.text_offset is None or lp.tokens is None:
                 raise ValueError("the server echoed no prompt log-probabilities")
             own = [v for v, tok, at in zip(lp.token_logprobs, lp.tokens, lp.text_offset, strict=False)
-                   if at + len(tok) > len(CONTEXT) and v is not None]  # tokens that reach into the text
+                   if at + len(tok) > len(before) and v is not None]  # tokens that reach into the text
             return own[:-1][:max_tokens]  # the last one is the generated token's
         if self.kind != "llamacpp":
             raise Unsupported(f"{self.kind} servers return no log-probabilities of a given text")
@@ -68,7 +69,7 @@ class HttpTransport:
         if not ids:
             return []
         r = await self._http.post(f"{self._root}/completion", json={
-            "prompt": CONTEXT, "grammar": "root ::= " + " ".join(f"<[{i}]>" for i in ids), "n_predict": len(ids),
+            "prompt": before, "grammar": "root ::= " + " ".join(f"<[{i}]>" for i in ids), "n_predict": len(ids),
             "n_probs": 1, "temperature": 0.0, "cache_prompt": True})
         r.raise_for_status()
         probs = r.json().get("completion_probabilities") or []

@@ -94,7 +94,7 @@ class VllmOfflineTransport:
             for (*_, future), out in zip(items, outs, strict=True):
                 future.set_result(_payload(out))
 
-    async def text_logprobs(self, text: str, max_tokens: int) -> list[float]:
+    async def text_logprobs(self, text: str, max_tokens: int, context: str = "") -> list[float]:
         raise Unsupported("the offline engine does not read text log-probabilities yet (serve vLLM instead)")
 
     async def aclose(self) -> None:
