@@ -138,8 +138,8 @@ class Worker:
         return Worker._judgment(pair, criterion, compare(criterion.measure, criterion.prefer, pair.a, pair.b))
 
     async def measured_by_model(self, pair: Pair, criterion: Criterion, phase: str = "judge") -> Judgment:
-        """A model measure's judgment (mean_logprob: each text's mean token log-probability, read once per text and
-        cached); failed when the server cannot return them. Only what follows the texts' shared beginning is read,
+        """A model measure's judgment (mean_logprob: each text's mean token log-probability, cached per text and
+        context); failed when the server cannot return them. Only what follows the texts' shared beginning is read,
         conditioned on it: two answers to one question differ in their answers, not in the question."""
         n = shared_context(pair.a, pair.b)
         context = pair.a[:n][-self.max_text_chars:]

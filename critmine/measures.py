@@ -8,6 +8,7 @@ others and handed to the scorer, but by arithmetic instead of an LLM.
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Callable
 from typing import Annotated, Literal
@@ -93,13 +94,10 @@ def compare(measure: str, prefer: Prefer, a: str, b: str) -> tuple[float, float,
 
 def shared_context(a: str, b: str) -> int:
     """Where two texts stop sharing their beginning (a question both answer, a common prompt), cut back to a word
-    boundary: `a[:n] == b[:n]` is context both continue, and each remainder starts at a word. 0 when they share no
-    word, or when one text would have nothing left (a fluency measure must read each text's own words)."""
-    n = 0
-    for ca, cb in zip(a, b, strict=False):
-        if ca != cb:
-            break
-        n += 1
+    boundary: `a[:n] == b[:n]` is context both continue, and each remainder starts with the space before a word. 0
+    when they share no word, or when one text would have nothing left (a fluency measure must read each text's own
+    words)."""
+    n = len(os.path.commonprefix([a, b]))
     while n and not (a[n:n + 1].isspace() and b[n:n + 1].isspace()):
         n -= 1
     return n if a[n:].strip() and b[n:].strip() else 0
