@@ -1,8 +1,11 @@
 """Worker agent: judges one pair under one criterion.
 
 `verdict` mode constrains the answer to one token (A / B / N), reads the probabilities of the letters from
-top_logprobs and judges both orders, so that a model's position bias cancels out:
-p_a = ½·(p(A | a shown first) + p(B | a shown second)).
+top_logprobs and judges both orders, so that a model's position bias cancels out: the two orders' odds of a over b
+are averaged in log space (a geometric mean), where a lean towards the first letter adds to one order's log-odds
+what it takes from the other's, so the pair's margin does not depend on how hard the model leans. (The arithmetic
+mean of the two orders' probabilities, the rule before, shrinks the margin towards ½ as the lean grows: a small
+model nearly sure of "A" in both orders.)
 With `multi=True` one request per pair and order asks for every criterion's letter at once ("A B N ..."),
 constrained to that format, and reads each letter's probabilities at its own position.
 `reasoned` mode asks for a short JSON analysis and a verdict; the flow uses it only for wrong cases.
@@ -21,6 +24,7 @@ from critmine.prompts import render_messages
 from critmine.records import Criterion, Judgment, Pair
 
 LETTERS = ("A", "B", "N")
+PROB_FLOOR = 1e-6  # a letter missing from the top logprobs: rare, not impossible (keeps its log-odds finite)
 REASONED_SCHEMA = {
     "title": "reasoned_verdict",
     "type": "object",
@@ -116,8 +120,10 @@ class Worker:
         return out
 
     @staticmethod
-    def combine(parts: Sequence[Judgment]) -> Judgment:
-        """Average the orders that succeeded into one judgment with order "both"."""
+    def combine(parts: Sequence[Judgment], *, geometric: bool = True) -> Judgment:
+        """The orders that succeeded as one judgment with order "both": p_none their mean, and the rest split
+        between a and b by the geometric mean of their odds (`geometric=False`: the arithmetic mean of p_a and of
+        p_b, the rule before; kept for the benchmarks' ablation)."""
         ok = [p for p in parts if not p.failed]
         first = parts[0]
         j = Judgment(pair_id=first.pair_id, criterion=first.criterion, version=first.version, order="both",
@@ -125,9 +131,14 @@ class Worker:
                      completion_tokens=sum(p.completion_tokens for p in parts),
                      cached=all(p.cached for p in parts), failed=not ok)
         if ok:
-            j.p_a = sum(p.p_a for p in ok) / len(ok)
-            j.p_b = sum(p.p_b for p in ok) / len(ok)
             j.p_none = sum(p.p_none for p in ok) / len(ok)
+            if geometric:
+                log_odds = sum(math.log(max(p.p_a, PROB_FLOOR) / max(p.p_b, PROB_FLOOR)) for p in ok) / len(ok)
+                q = 1.0 / (1.0 + math.exp(-log_odds))
+                j.p_a, j.p_b = q * (1.0 - j.p_none), (1.0 - q) * (1.0 - j.p_none)
+            else:
+                j.p_a = sum(p.p_a for p in ok) / len(ok)
+                j.p_b = sum(p.p_b for p in ok) / len(ok)
             j.verdict = verdict_of(j.p_a, j.p_b, j.p_none)
         return j
 

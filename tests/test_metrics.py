@@ -48,6 +48,30 @@ def test_combining_orders_cancels_position_bias():
     assert Worker.combine([failed, ba]).verdict == "b"
 
 
+def test_a_pairs_margin_does_not_depend_on_how_hard_the_worker_leans_to_the_first_letter():
+    """A worker whose odds of a over b are e^s, times e^lean for whichever text it reads first: the geometric
+    combination gives p_a = σ(s) whatever the lean; the arithmetic mean of the orders pins it near ½ as the lean
+    grows (a small model sure of "A" in both orders), so the pair's margin would say more about the lean than the
+    texts."""
+    def orders(s, lean):
+        sig = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+        ab = Judgment(pair_id="p", criterion="c", version=1, order="ab", p_a=sig(s + lean), p_b=1 - sig(s + lean),
+                      p_none=0.0)
+        ba = Judgment(pair_id="p", criterion="c", version=1, order="ba", p_a=sig(s - lean), p_b=1 - sig(s - lean),
+                      p_none=0.0)
+        return [ab, ba]
+
+    for lean in (0.0, 2.0, 4.0):
+        assert Worker.combine(orders(1.0, lean)).p_a == pytest.approx(1 / (1 + math.exp(-1.0)))
+    old = [Worker.combine(orders(1.0, lean), geometric=False).p_a for lean in (0.0, 2.0, 4.0)]
+    assert old[0] == pytest.approx(0.731, abs=1e-3) and old[2] < 0.53  # the rule before: the lean ate the margin
+    with_none = orders(1.0, 3.0)
+    for j in with_none:
+        j.p_a, j.p_b, j.p_none = 0.5 * j.p_a, 0.5 * j.p_b, 0.5
+    both = Worker.combine(with_none)
+    assert (both.p_a + both.p_b + both.p_none, both.p_none) == pytest.approx((1.0, 0.5)) and both.verdict == "none"
+
+
 def test_votes_soft_and_majority_can_differ():
     t1 = {"p": [0.9, 0.1, 0.0, "a"]}
     t2 = {"p": [0.45, 0.55, 0.0, "b"]}

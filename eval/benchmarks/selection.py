@@ -29,6 +29,7 @@ from pathlib import Path
 
 from critmine.agents import ensemble, knowledge, scoring
 from critmine.agents.scoring import Voter, result_tables, votes
+from critmine.agents.worker import Worker
 from critmine.artifacts import CriteriaSet
 from critmine.config import MiningOptions
 from critmine.eval.baselines import heuristic_judgments
@@ -146,14 +147,23 @@ def write_candidates(path: Path) -> list[Criterion]:
     return crits
 
 
-def read_tables(judgments: Path) -> Tables:
-    """An evaluation's judgments.jsonl as result tables (criterion key → pair id → [p_a, p_b, p_none, verdict])."""
-    return result_tables(Judgment.model_validate(r) for _, r in iter_rows(judgments))
+def read_tables(judgments: Path, *, geometric: bool = True) -> Tables:
+    """An evaluation's judgments.jsonl as result tables (criterion key → pair id → [p_a, p_b, p_none, verdict]), each
+    verbal judgment's two orders combined again by the worker's rule (Worker.combine; `geometric=False`: the rule
+    before), so a pool judged under an older rule reads as today's code would combine it."""
+    rows = [Judgment.model_validate(r) for _, r in iter_rows(judgments)]
+    orders: dict[tuple[str, int, str], list[Judgment]] = {}
+    for j in rows:
+        if j.order in ("ab", "ba"):
+            orders.setdefault((j.criterion, j.version, j.pair_id), []).append(j)
+    return result_tables(Worker.combine(orders[key], geometric=geometric)
+                         if (key := (j.criterion, j.version, j.pair_id)) in orders else j
+                         for j in rows if j.order == "both")
 
 
-def fixed_predictions(judgments: Path, pairs: list[Pair]) -> dict[str, str]:
+def fixed_predictions(judgments: Path, pairs: list[Pair], *, geometric: bool = True) -> dict[str, str]:
     """A seedless method's verdict per pair (e.g. `critmine eval --baseline vanilla`'s combined judgments)."""
-    both = next(iter(read_tables(judgments).values()), {})
+    both = next(iter(read_tables(judgments, geometric=geometric).values()), {})
     return {p.id: both[p.id][3] if p.id in both else "none" for p in pairs}
 
 
@@ -168,6 +178,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=30, help="seed pairs per draw")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="also write the table here")
+    ap.add_argument("--arithmetic-orders", action="store_true",
+                    help="ablation: combine each judgment's two orders by the arithmetic mean (the rule before)")
     args = ap.parse_args()
     if args.write_candidates:
         print(f"{len(write_candidates(args.write_candidates))} candidates written to {args.write_candidates}")
@@ -176,11 +188,11 @@ def main() -> None:
         ap.error("--pairs, --judgments and --criteria are needed (or --write-candidates)")
     pairs = read_pairs(args.pairs, labelled=True)
     candidates = CriteriaSet.read(args.criteria).criteria
-    tables = read_tables(args.judgments)
+    tables = read_tables(args.judgments, geometric=not args.arithmetic_orders)
     fixed = {"longer wins (no seeds)": {j.pair_id: j.verdict for j in heuristic_judgments(pairs, "length")
                                         if j.order == "both"}}
     if args.vanilla:
-        fixed["vanilla judge (no seeds)"] = fixed_predictions(args.vanilla, pairs)
+        fixed["vanilla judge (no seeds)"] = fixed_predictions(args.vanilla, pairs, geometric=not args.arithmetic_orders)
     table = simulate(candidates, tables, pairs, draws=args.draws, n_seeds=args.seeds, seed=args.seed, fixed=fixed)
     print(f"{len(pairs)} pairs, {len(candidates)} candidates, {args.draws} draws of {args.seeds} seeds; score = "
           "(right + half the abstentions) / the other pairs")
