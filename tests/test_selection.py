@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from critmine.agents.scoring import result_tables
 from critmine.artifacts import CriteriaSet
 from critmine.records import Criterion, Judgment, Pair
-from eval.benchmarks.selection import simulate, write_candidates
+from eval.benchmarks.selection import read_tables, simulate, write_candidates
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,3 +76,23 @@ def test_the_candidates_are_the_knowledge_bases_core_and_computed_criteria(tmp_p
     assert {"longer_text", "fluent_language", "writing_style", "grammatical_correctness", "overall_quality"} <= names
     assert CriteriaSet.read(tmp_path / "c.json").seed_pair_ids == []
     assert len(crits) == len(names) == 26
+
+
+def test_a_pools_orders_are_combined_again_by_the_workers_current_rule(tmp_path):
+    """A pool judged before the combination rule changed: its stored "both" rows are replaced by its two orders
+    combined as the worker now does (log-odds), or as before with geometric=False; a computed criterion's "both"
+    row, which has no orders, is read as it is."""
+    def row(criterion, order, p_a, p_b, verdict):
+        return Judgment(pair_id="p1", criterion=criterion, version=1, order=order, p_a=p_a, p_b=p_b,
+                        p_none=round(1 - p_a - p_b, 6), verdict=verdict).model_dump()
+
+    rows = [row("verbal", "ab", 0.98, 0.01, "a"), row("verbal", "ba", 0.10, 0.80, "b"),
+            row("verbal", "both", 0.9, 0.1, "a"),  # stale: neither rule gives this
+            row("longer_text", "both", 0.7, 0.3, "a")]
+    path = tmp_path / "judgments.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    now, before = read_tables(path), read_tables(path, geometric=False)
+    q = 1 / (1 + math.exp(-(math.log(0.98 / 0.01) + math.log(0.10 / 0.80)) / 2))  # the orders' mean log-odds
+    assert now["verbal@v1"]["p1"] == pytest.approx([q * 0.945, (1 - q) * 0.945, 0.055, "a"])
+    assert before["verbal@v1"]["p1"] == pytest.approx([0.54, 0.405, 0.055, "a"])
+    assert now["longer_text@v1"]["p1"] == before["longer_text@v1"]["p1"] == [0.7, 0.3, 0.0, "a"]
