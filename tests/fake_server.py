@@ -54,6 +54,8 @@ class Script:
     fault_seed: int = 0
     fault_kinds: tuple[str, ...] = ("http500", "timeout", "garbage", "empty", "no_logprobs", "non_letter")
     logprobs: bool = True  # False: a server that never returns top_logprobs
+    # a 'timeout' fault sleeps this long: keep it above the client's --timeout, and that timeout well above a
+    # healthy answer's latency on a loaded 2-core CI machine (0.5 s was not: a healthy call timed out there)
     fault_sleep_s: float = 3.0
     delay_s: float = 0.0
 
