@@ -67,7 +67,7 @@ MEASURES: dict[str, Callable[[str], float]] = {
 # the mean log-probability per token of a text's first LOGPROB_TOKENS tokens (fluency, as perplexity filters use);
 # of a pair's texts, only what follows their shared beginning (shared_context) is read, conditioned on it.
 MODEL_MEASURES = {"mean_logprob": "mean log-probability per token under the worker model"}
-LOGPROB_TOKENS = 64
+LOGPROB_TOKENS = 32  # a third less time than 64 at the same accuracy (README, "Reading 32 tokens")
 TIE = 0.02  # relative difference below which two texts count as equal under a measure
 LOGPROB_TIE = 0.02  # nats per token below which two texts count as equally likely
 Prefer = Literal["higher", "lower"]
