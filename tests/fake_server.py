@@ -43,6 +43,11 @@ def criterion_text(user: str) -> str:
     return "overall: thorough is better"
 
 
+# The client timeout the fault tests give a call: well above a healthy answer's latency on a loaded 2-core CI machine
+# (0.5 s was not: a healthy call timed out there and was counted as a failure no fault caused).
+FAULT_TIMEOUT_S = 2.0
+
+
 @dataclass
 class Script:
     initial: list[dict] = field(default_factory=list)  # first proposal
@@ -54,9 +59,7 @@ class Script:
     fault_seed: int = 0
     fault_kinds: tuple[str, ...] = ("http500", "timeout", "garbage", "empty", "no_logprobs", "non_letter")
     logprobs: bool = True  # False: a server that never returns top_logprobs
-    # a 'timeout' fault sleeps this long: keep it above the client's --timeout, and that timeout well above a
-    # healthy answer's latency on a loaded 2-core CI machine (0.5 s was not: a healthy call timed out there)
-    fault_sleep_s: float = 3.0
+    fault_sleep_s: float = FAULT_TIMEOUT_S + 0.5  # a 'timeout' fault outlasts the client's --timeout FAULT_TIMEOUT_S
     delay_s: float = 0.0
 
 

@@ -292,13 +292,14 @@ def test_random_pairs_for_agent_labels_keep_groups_and_use_each_document_once():
 
 def test_judge_never_seals_a_failed_vote_and_counts_this_runs_failures(fake, corpus, tmp_path, caplog):
     from tests.conftest import make_script
-    from tests.fake_server import FakeLLMServer
+    from tests.fake_server import FAULT_TIMEOUT_S, FakeLLMServer
 
     crit = write_criteria(tmp_path / "criteria.json", "Prefer the more thorough text.")
     assert _judge(fake, crit, corpus, tmp_path / "clean.jsonl") == 0
     out = tmp_path / "lab.jsonl"
-    with FakeLLMServer(make_script(fault_rate=0.2, fault_seed=11, fault_sleep_s=2.5)) as faulty:
-        rc = _judge(faulty, crit, corpus, out, "--max-retries", "0", "--timeout", "2", "--retry-backoff", "0.01")
+    with FakeLLMServer(make_script(fault_rate=0.2, fault_seed=11)) as faulty:
+        rc = _judge(faulty, crit, corpus, out, "--max-retries", "0", "--timeout", str(FAULT_TIMEOUT_S),
+                    "--retry-backoff", "0.01")
         faults = sum(faulty.faults.values())
     assert rc == 1 and faults > 0 and not out.exists()  # no labels file from an incomplete judgment
     (line,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]

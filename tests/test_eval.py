@@ -204,7 +204,7 @@ def test_eval_scorer_refuses_its_training_pairs(tmp_path, caplog):
 
 def test_eval_counts_failed_calls_and_a_healthy_rerun_repairs_them(fake, seeds, tmp_path):
     from tests.conftest import make_script
-    from tests.fake_server import FakeLLMServer
+    from tests.fake_server import FAULT_TIMEOUT_S, FakeLLMServer
 
     _mine(fake, seeds, tmp_path / "run")
     test_file, _ = _held_out(tmp_path)
@@ -212,12 +212,13 @@ def test_eval_counts_failed_calls_and_a_healthy_rerun_repairs_them(fake, seeds, 
 
     def evaluate(url: str, out: str, *extra: str) -> dict:
         assert main(["eval", "--pairs", str(test_file), "--criteria", crit, "--out", str(tmp_path / out),
-                     "--base-url", url, "--model", "fake", "--retry-backoff", "0.01", "--timeout", "2",
+                     "--base-url", url, "--model", "fake", "--retry-backoff", "0.01",
+                     "--timeout", str(FAULT_TIMEOUT_S),
                      *extra]) == 0
         return json.loads((tmp_path / out / "eval.json").read_text())
 
     clean = evaluate(fake.base_url, "clean")
-    with FakeLLMServer(make_script(fault_rate=0.2, fault_seed=5, fault_sleep_s=2.5)) as faulty:
+    with FakeLLMServer(make_script(fault_rate=0.2, fault_seed=5)) as faulty:
         broken = evaluate(faulty.base_url, "eval", "--max-retries", "0")
         faults = sum(faulty.faults.values())
     assert faults > 0 and broken["failed_calls"] == faults  # every fault counted, none hidden

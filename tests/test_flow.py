@@ -7,7 +7,7 @@ from pathlib import Path
 
 from critmine.cli import main
 from tests.conftest import NOISY, make_pairs, make_script
-from tests.fake_server import FakeLLMServer
+from tests.fake_server import FAULT_TIMEOUT_S, FakeLLMServer
 
 FAST = ["--retry-backoff", "0.01", "--timeout", "5"]
 
@@ -113,7 +113,7 @@ ALL_FAULTS = {"http500", "timeout", "garbage", "empty", "no_logprobs", "non_lett
 
 def _faulty_mine(url: str, seeds: Path, out: Path, retries: int, *extra: str) -> int:
     return main(["mine", "--pairs", str(seeds), "--out", str(out), "--base-url", url, "--model", "fake",
-                 "--n-criteria", "4", "--no-kb", "--retry-backoff", "0.01", "--timeout", "2",
+                 "--n-criteria", "4", "--no-kb", "--retry-backoff", "0.01", "--timeout", str(FAULT_TIMEOUT_S),
                  "--max-retries", str(retries), *extra])
 
 
@@ -128,7 +128,7 @@ def _cached_verdicts(run: Path) -> list[dict]:
 
 def test_twenty_percent_faults_are_survived_and_counted(fake, seeds, tmp_path):
     assert mine(fake, seeds, tmp_path / "clean") == 0
-    with FakeLLMServer(make_script(fault_rate=0.2, fault_seed=7, fault_sleep_s=2.5)) as fake:
+    with FakeLLMServer(make_script(fault_rate=0.2, fault_seed=7)) as fake:
         rc = _faulty_mine(fake.base_url, seeds, tmp_path / "run", 6)
         assert rc == 0 and fake.errors == []
         faults = sum(fake.faults.values())
@@ -142,7 +142,7 @@ def test_twenty_percent_faults_are_survived_and_counted(fake, seeds, tmp_path):
 
 def test_failed_calls_stop_the_step_are_never_cached_and_a_healthy_rerun_repairs_them(fake, seeds, tmp_path):
     assert mine(fake, seeds, tmp_path / "clean") == 0
-    with FakeLLMServer(make_script(fault_rate=0.2, fault_seed=3, fault_sleep_s=2.5)) as faulty:
+    with FakeLLMServer(make_script(fault_rate=0.2, fault_seed=3)) as faulty:
         rc = _faulty_mine(faulty.base_url, seeds, tmp_path / "run", 0)  # no retries: faults fail calls for good
         faults = sum(faulty.faults.values())
     assert rc == 1 and faults > 0  # a step whose calls failed is not saved: the run stops, resumable
