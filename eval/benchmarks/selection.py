@@ -188,11 +188,12 @@ def main() -> None:
         ap.error("--pairs, --judgments and --criteria are needed (or --write-candidates)")
     pairs = read_pairs(args.pairs, labelled=True)
     candidates = CriteriaSet.read(args.criteria).criteria
-    tables = read_tables(args.judgments, geometric=not args.arithmetic_orders)
+    geometric = not args.arithmetic_orders
+    tables = read_tables(args.judgments, geometric=geometric)
     fixed = {"longer wins (no seeds)": {j.pair_id: j.verdict for j in heuristic_judgments(pairs, "length")
                                         if j.order == "both"}}
     if args.vanilla:
-        fixed["vanilla judge (no seeds)"] = fixed_predictions(args.vanilla, pairs, geometric=not args.arithmetic_orders)
+        fixed["vanilla judge (no seeds)"] = fixed_predictions(args.vanilla, pairs, geometric=geometric)
     table = simulate(candidates, tables, pairs, draws=args.draws, n_seeds=args.seeds, seed=args.seed, fixed=fixed)
     print(f"{len(pairs)} pairs, {len(candidates)} candidates, {args.draws} draws of {args.seeds} seeds; score = "
           "(right + half the abstentions) / the other pairs")
