@@ -17,7 +17,7 @@ import jinja2
 _ROLE = re.compile(r"^<<<(system|user|assistant)>>>\s*$", re.M)
 # In data: anything that looks like a role marker, one of our fence tags, or a chat-template special token.
 _DATA_ROLE = re.compile(r"<<<\s*(system|user|assistant)\s*>>>", re.I)
-FENCES = ("text_a", "text_b", "better", "worse")
+FENCES = ("text_a", "text_b", "text", "better", "worse")
 _DATA_FENCE = re.compile(r"<(/?)\s*(" + "|".join(FENCES) + r")\s*>", re.I)
 _DATA_SPECIAL = re.compile(r"<\|([^|<>\s]{1,40})\|>")
 
