@@ -217,12 +217,14 @@ class MiningFlow:
         return {"criteria": criteria, "pending": {}, "best": best, "stale": stale, "done": done}
 
     def _ensemble(self, criteria: list[Criterion], results: dict) -> ensemble.Ensemble:
-        """The voting criteria with their weights (cfg.ensemble: forward selection or the bands rule)."""
+        """The voting criteria with their weights (cfg.ensemble: the bands rule, all above chance, or forward
+        selection)."""
         cfg = self.cfg
         if cfg.ensemble == "bands":
             return ensemble.Ensemble(scoring.select_final(criteria, low=cfg.low_threshold, min_final=cfg.min_final))
-        pool = sorted((c for c in criteria if (c.seed_accuracy or 0.0) > cfg.low_threshold), key=scoring.by_evidence,
-                      reverse=True)
+        pool = scoring.above_chance(criteria, low=cfg.low_threshold)
+        if cfg.ensemble == "above":
+            return ensemble.Ensemble(pool)
         return ensemble.choose(pool, results, self.pairs, max_n=cfg.n_criteria, min_n=cfg.min_final)
 
     def _flow_accuracy(self, criteria: list[Criterion], results: dict) -> float | None:

@@ -145,6 +145,11 @@ def select_final(criteria: Sequence[Criterion], *, low: float, min_final: int) -
     return chosen
 
 
+def above_chance(criteria: Sequence[Criterion], *, low: float) -> list[Criterion]:
+    """Every criterion above the low band on the seeds, by evidence: a wide vote with nothing chosen among them."""
+    return sorted((c for c in criteria if (c.seed_accuracy or 0.0) > low), key=by_evidence, reverse=True)
+
+
 def no_signal_advice(final: Sequence[Criterion], tried: Sequence[Criterion], n_seeds: int,
                      worker_model: str) -> str | None:
     """None when a selected criterion beats chance on the seeds (its 95% interval's lower end above 0.5);

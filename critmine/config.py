@@ -66,9 +66,10 @@ class MiningOptions(BaseModel):
     no_reflection: bool = Field(False, description="ablation: mid criteria are not rewritten")
     no_kb: bool = Field(False, description="ablation: the manager proposes every criterion")
     no_measures: bool = Field(False, description="ablation: no computed criteria (text measures such as length)")
-    ensemble: Literal["bands", "forward"] = Field(
+    ensemble: Literal["bands", "above", "forward"] = Field(
         "bands", description="how the voting criteria are chosen: bands = every good criterion, topped up to "
-        "min_final, equal weights; forward = added one by one while the cross-validated seed accuracy of the vote "
+        "min_final, equal weights; above = every criterion above low_threshold on the seeds, equal weights (more "
+        "criteria to judge per pair); forward = added one by one while the cross-validated seed accuracy of the vote "
         "rises, with fitted or equal weights (whichever cross-validates better)")
     kb_file: str | None = Field(None, validation_alias=AliasChoices("kb", "kb_file"),
                                 description="a user knowledge-base file, used with the shipped one")

@@ -85,6 +85,16 @@ def test_forward_selection_stops_when_no_criterion_raises_cross_validated_accura
     assert "Voting criteria chosen by forward selection (5-fold" in (out / "report.md").read_text()
 
 
+def test_the_above_rule_votes_every_criterion_above_the_low_band_where_bands_votes_the_good_ones(fake, seeds,
+                                                                                                   tmp_path):
+    # No iteration: thoroughness is good (10/12), polite_tone mid (8/12), formatting low (2/12), code_style abstains.
+    chosen = {}
+    for rule in ("bands", "above"):
+        assert mine(fake, seeds, tmp_path / rule, "--iterations", "0", "--min-final", "1", "--ensemble", rule) == 0
+        chosen[rule] = [c["name"] for c in load(tmp_path / rule)["criteria"]]
+    assert chosen == {"bands": ["thoroughness"], "above": ["thoroughness", "polite_tone"]}
+
+
 def test_verdicts_come_from_logprobs_in_both_orders_with_the_criterion_last(fake, seeds, tmp_path):
     # One pair in flight (a URL's default is 16), so the order of the requests is the order of the worker's loop.
     assert mine(fake, seeds, tmp_path / "run", "--iterations", "0", "--concurrency", "1") == 0

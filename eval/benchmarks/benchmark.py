@@ -2,6 +2,7 @@
 
     python eval/benchmarks/benchmark.py --pairs-dir data/forum [--out FILE.json] [--sample N --seed S] [--base-url URL]
         [--work RUN_DIR] [--scorer SCORER_DIR | --scorer-corpus CORPUS --scorer-pairs N --group-by KEY]
+        [--ensemble bands|above|forward]
 
 DIR holds seed.jsonl and test.jsonl (or dev.jsonl). Prints one table (method, accuracy with 95% CI, coverage,
 LLM calls, tokens, wall time) and writes it as JSON. Uses the embedded model unless --base-url is given.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import typing
 from pathlib import Path
 
 from critmine.artifacts import RunLayout, parts_of
@@ -105,6 +107,9 @@ def main() -> int:
     ap.add_argument("--n-criteria", type=int, default=6)
     ap.add_argument("--iterations", type=int, default=2)
     ap.add_argument("--kb-max-candidates", type=int, default=8)
+    ap.add_argument("--ensemble", default=MineConfig.model_fields["ensemble"].default,
+                    choices=typing.get_args(MineConfig.model_fields["ensemble"].annotation),
+                    help="how mining chooses the voting criteria (critmine mine --ensemble)")
     ap.add_argument("--baselines", default=",".join(BASELINES))
     ap.add_argument("--injection", action=argparse.BooleanOptionalAction, default=True,
                     help="also probe the flow with planted instructions (doubles the flow's evaluation)")
@@ -128,7 +133,8 @@ def main() -> int:
         if mined:
             run_mine(MineConfig(pairs=str(seeds), out=str(work), manager=endpoint, worker=endpoint,
                                 n_criteria=args.n_criteria, iterations=args.iterations,
-                                kb_max_candidates=args.kb_max_candidates), resume=run.config.exists())
+                                kb_max_candidates=args.kb_max_candidates, ensemble=args.ensemble),
+                     resume=run.config.exists())
         usage = Usage.model_validate_json(run.usage.read_text()).total()
         mine_row = {"method": "(mining on seeds)", "llm_calls": usage.answers, "paid": usage.calls if mined else 0,
                     "tokens": usage.all_tokens, "wall_s": time.monotonic() - t0 if mined else None}

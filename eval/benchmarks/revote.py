@@ -9,6 +9,8 @@ prints, for the same test pairs and the same judgments:
   fitted weights     non-negative weights fitted on the seed pairs (the L2 strength chosen by k-fold, ensemble.py)
   majority           the criteria's verdicts counted
   without computed   the verbal criteria alone
+  bands rule         the criteria the default rule (--ensemble bands) would vote, when the run voted more
+                     (e.g. --ensemble above)
   each criterion     alone
 
     python eval/benchmarks/revote.py --work runs/bench20-forum --pairs data/forum/dev.jsonl [--sample 200 --seed 0]
@@ -22,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from critmine.agents.ensemble import FOLDS, best_rule, features, fit_weights
-from critmine.agents.scoring import Voter, fold_of, result_tables, votes
+from critmine.agents.scoring import Voter, fold_of, result_tables, select_final, votes
 from critmine.artifacts import CriteriaSet, RunLayout
 from critmine.config import MineConfig
 from critmine.eval.evaluate import load_test_pairs
@@ -50,8 +52,9 @@ def fitted_predictions(criteria: list[Criterion], seed_tables: dict, seeds: list
 
 
 def variants(criteria: list[Criterion], seed_tables: dict, seeds: list[Pair], test_tables: dict,
-             test: list[Pair]) -> dict[str, dict[str, str]]:
-    """Each variant's prediction ("a", "b" or "none") per test pair."""
+             test: list[Pair], bands: list[str] | None = None) -> dict[str, dict[str, str]]:
+    """Each variant's prediction ("a", "b" or "none") per test pair; `bands` names the criteria the bands rule
+    chooses from these (a row of its own when that is fewer than all)."""
     ids = [p.id for p in test]
     tables = [test_tables.get(c.key, {}) for c in criteria]
 
@@ -68,6 +71,8 @@ def variants(criteria: list[Criterion], seed_tables: dict, seeds: list[Pair], te
     verbal = [i for i, c in enumerate(criteria) if not c.computed]
     if 0 < len(verbal) < len(criteria):
         out["without computed"] = vote(verbal, [Voter.of(c) for c in criteria])
+    if bands is not None and 0 < len(chosen := [i for i, c in enumerate(criteria) if c.name in bands]) < len(criteria):
+        out[f"bands rule ({len(chosen)} of {len(criteria)})"] = vote(chosen, [Voter.of(c) for c in criteria])
     for i, c in enumerate(criteria):
         out[f"{c.name} alone"] = vote([i])
     return out
@@ -91,8 +96,11 @@ def main() -> None:
     seeds = [p for p in read_pairs(mined.pairs, labelled=True, columns=mined.columns)
              if p.id in {j.pair_id for j in seed_judged}]
     gold = [p.better for p in test]
-    print(f"{len(test)} test pairs, {len(seeds)} seed pairs; criteria: {', '.join(c.key for c in criteria)}")
-    for name, pred in variants(criteria, result_tables(seed_judged), seeds, result_tables(judged), test).items():
+    bands = [c.name for c in select_final(criteria, low=mined.low_threshold, min_final=mined.min_final)]
+    print(f"{len(test)} test pairs, {len(seeds)} seed pairs; criteria: {', '.join(c.key for c in criteria)}; the bands "
+          f"rule's: {', '.join(bands)}")
+    for name, pred in variants(criteria, result_tables(seed_judged), seeds, result_tables(judged), test,
+                               bands).items():
         s = agreement_stats([pred[p.id] for p in test], gold)
         print(f"{name:<40} {s['accuracy']:.3f} [{s['ci_low']:.2f}, {s['ci_high']:.2f}]  n={s['n_judged']}")
 

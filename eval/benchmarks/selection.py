@@ -44,7 +44,7 @@ Chooser = Callable[[list[Criterion], Tables, list[Pair]], list[Criterion]]
 
 
 def _ranked(scored: list[Criterion], above: float = LOW) -> list[Criterion]:
-    return sorted((c for c in scored if (c.seed_accuracy or 0.0) > above), key=scoring.by_evidence, reverse=True)
+    return scoring.above_chance(scored, low=above)
 
 
 def _equal(cs: list[Criterion]) -> list[Criterion]:
