@@ -11,6 +11,7 @@ import hashlib
 import importlib
 import logging
 import os
+import signal
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,6 +121,11 @@ def server_command(binary: str, gguf: Path, host: str, port: int, alias: str, ct
 
 class EmbeddedServer(ManagedServer):
     """llama-server for an embedded model on a free loopback port."""
+
+    # No helper process and nothing to save; a busy llama-server answers SIGTERM only after the request in hand
+    # (over 120 s for a long prompt on a slow CPU), so a kill of critmine kills it, and a stop waits briefly.
+    parent_death_signal = signal.SIGKILL
+    stop_grace_s = 3.0
 
     def __init__(self, model: str = DEFAULT_MODEL, *, host: str = "127.0.0.1", port: int | None = None,
                  ctx_size: int = 8192, threads: int | None = None, ready_timeout_s: float = 300.0,

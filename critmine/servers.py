@@ -11,6 +11,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -42,13 +43,21 @@ def die_with_parent(parent: int, sig: int = signal.SIGKILL) -> None:
         os._exit(1)
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    os.setsid()
-    die_with_parent(os.getppid(), signal.SIGTERM)
+def _dies_with_parent(sig: int) -> Callable[[], None]:
+    """A preexec_fn (runs in the child between fork and exec): own process group, `sig` when the parent dies."""
+    def preexec() -> None:
+        os.setsid()
+        die_with_parent(os.getppid(), sig)
+    return preexec
 
 
 class ManagedServer:
     """Context manager around an OpenAI-compatible server process; subclasses say how to start it."""
+
+    # Sent by the kernel when critmine dies without stopping the server (kill -9), when nobody is left to escalate:
+    # SIGTERM lets a server shut its own helper processes down (vLLM); one with none to shut down may say SIGKILL.
+    parent_death_signal: int = signal.SIGTERM
+    stop_grace_s: float = 20.0  # stop(): how long SIGTERM may take before SIGKILL
 
     def __init__(self, name: str, *, host: str = "127.0.0.1", port: int | None = None,
                  ready_timeout_s: float = 300.0):
@@ -70,7 +79,7 @@ class ManagedServer:
         self.log_file = Path(name)
         log.info("starting %s on %s", self.name, self.base_url)
         self.proc = subprocess.Popen(cmd, stdout=fd, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     preexec_fn=_die_with_parent)
+                                     preexec_fn=_dies_with_parent(self.parent_death_signal))
         os.close(fd)
         try:
             self._wait_ready()
@@ -140,7 +149,7 @@ class ManagedServer:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGTERM)
         try:
-            self.proc.wait(20)
+            self.proc.wait(self.stop_grace_s)
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)

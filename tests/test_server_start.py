@@ -4,8 +4,11 @@ completion stops critmine with one clear line, exit code 1, and nothing written.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -29,6 +32,9 @@ http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
 """
 CRASH = "os.kill(os.getpid(), signal.SIGSEGV)"
 REFUSE = "self.send_response(500); self.end_headers(); self.wfile.write(b'{}')"
+# Busy with a long prompt: as a busy llama-server, it does not stop on SIGTERM (it writes its pid, then computes).
+BUSY = ("signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "open(sys.argv[0] + '.pid', 'w').write(str(os.getpid())); signal.pause()")
 
 
 def fake_binary(tmp_path: Path, kind: str) -> Path:
@@ -36,7 +42,8 @@ def fake_binary(tmp_path: Path, kind: str) -> Path:
     if kind == "sigill":
         path.write_text(SIGILL_AT_LOAD)
     else:
-        path.write_text(SERVE_THEN.format(python=sys.executable, on_completion=CRASH if kind == "segv" else REFUSE))
+        path.write_text(SERVE_THEN.format(python=sys.executable,
+                                          on_completion={"segv": CRASH, "busy": BUSY}.get(kind, REFUSE)))
     path.chmod(0o755)
     return path
 
@@ -86,6 +93,36 @@ def test_a_server_that_fails_its_first_completion_is_caught_before_use(tmp_path,
     assert rc == 1 and len(errors) == 1, stderr
     assert all(s in errors[0] for s in says), errors[0]
     assert not out.exists()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def test_a_busy_server_that_ignores_sigterm_dies_with_critmine(tmp_path):
+    """kill -9 of critmine kills its embedded server: the kernel's parent-death signal is SIGKILL, since nobody is
+    left to escalate a SIGTERM that a busy llama-server does not act on (it outlived critmine on a slow CPU)."""
+    binary = fake_binary(tmp_path, "busy")
+    cmd, _ = command("mine", tmp_path, binary)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    pid_file = Path(str(binary) + ".pid")
+    deadline = time.monotonic() + 60
+    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    server = int(pid_file.read_text())  # it is computing the first completion
+    proc.kill()
+    proc.wait(30)
+    deadline = time.monotonic() + 10
+    while _alive(server) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _alive(server):
+        os.kill(server, signal.SIGKILL)
+        pytest.fail("the server outlived critmine")
 
 
 def test_a_missing_server_binary_is_named(tmp_path):
