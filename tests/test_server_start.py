@@ -112,11 +112,13 @@ def test_a_busy_server_that_ignores_sigterm_dies_with_critmine(tmp_path):
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     pid_file = Path(str(binary) + ".pid")
     deadline = time.monotonic() + 60
-    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    server = int(pid_file.read_text())  # it is computing the first completion
-    proc.kill()
-    proc.wait(30)
+    try:
+        while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        server = int(pid_file.read_text())  # it is computing the first completion
+    finally:
+        proc.kill()
+        proc.wait(30)
     deadline = time.monotonic() + 10
     while _alive(server) and time.monotonic() < deadline:
         time.sleep(0.05)
