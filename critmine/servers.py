@@ -10,8 +10,9 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -41,6 +42,22 @@ def die_with_parent(parent: int, sig: int = signal.SIGKILL) -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, sig)
     if os.getppid() != parent:
         os._exit(1)
+
+
+@contextlib.contextmanager
+def _ctrl_c_interrupts() -> Iterator[None]:
+    """While critmine blocks on a starting server, Ctrl-C raises KeyboardInterrupt at once. Inside asyncio.run the
+    first Ctrl-C only cancels the main task, which a blocking wait never looks at: it went on waiting for a model to
+    load or a hung server to answer (up to the ready timeout)."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if previous is not None:  # None: a handler not set from Python, which cannot be put back
+            signal.signal(signal.SIGINT, previous)
 
 
 def _dies_with_parent(sig: int) -> Callable[[], None]:
@@ -82,7 +99,8 @@ class ManagedServer:
                                      preexec_fn=_dies_with_parent(self.parent_death_signal))
         os.close(fd)
         try:
-            self._wait_ready()
+            with _ctrl_c_interrupts():
+                self._wait_ready()
         except BaseException:
             self.stop()
             raise

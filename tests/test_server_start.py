@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from critmine.cli import EXIT_INTERRUPTED
 from tests.conftest import make_pairs
 
 # Dies at once with SIGILL, as a llama-server built for instructions the CPU does not allow does at model load.
@@ -103,28 +104,60 @@ def _alive(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
 
 
-def test_a_busy_server_that_ignores_sigterm_dies_with_critmine(tmp_path):
-    """kill -9 of critmine kills its embedded server: the kernel's parent-death signal is SIGKILL, since nobody is
-    left to escalate a SIGTERM that a busy llama-server does not act on (it outlived critmine on a slow CPU)."""
+def _critmine_with_a_busy_server(tmp_path: Path) -> tuple[subprocess.Popen, int, Path]:
+    """`critmine mine` on the busy fake, once the fake is computing the start-up probe: (critmine, server pid, out)."""
     binary = fake_binary(tmp_path, "busy")
-    cmd, _ = command("mine", tmp_path, binary)
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    cmd, out = command("mine", tmp_path, binary)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     pid_file = Path(str(binary) + ".pid")
     deadline = time.monotonic() + 60
     try:
         while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
             time.sleep(0.05)
-        server = int(pid_file.read_text())  # it is computing the first completion
-    finally:
+        return proc, int(pid_file.read_text()), out
+    except BaseException:
         proc.kill()
         proc.wait(30)
-    deadline = time.monotonic() + 10
-    while _alive(server) and time.monotonic() < deadline:
+        raise
+
+
+def _gone_within(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    if _alive(server):
-        os.kill(server, signal.SIGKILL)
-        pytest.fail("the server outlived critmine")
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+        return False
+    return True
+
+
+def test_a_busy_server_that_ignores_sigterm_dies_with_critmine(tmp_path):
+    """kill -9 of critmine kills its embedded server: the kernel's parent-death signal is SIGKILL, since nobody is
+    left to escalate a SIGTERM that a busy llama-server does not act on (it outlived critmine on a slow CPU)."""
+    proc, server, _ = _critmine_with_a_busy_server(tmp_path)
+    proc.kill()
+    proc.wait(30)
+    assert _gone_within(server, 10), "the server outlived critmine"
+
+
+def test_one_ctrl_c_stops_a_command_waiting_for_its_server(tmp_path):
+    """One Ctrl-C while the server has not answered its start-up probe stops critmine at once (it waited for the
+    probe, up to the 300 s ready timeout: inside asyncio.run a first Ctrl-C only cancels the main task), takes the
+    server down and leaves nothing written."""
+    proc, server, out = _critmine_with_a_busy_server(tmp_path)
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, stderr = proc.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(30)
+        _gone_within(server, 10)
+        pytest.fail("one Ctrl-C did not stop critmine within 15 s")
+    assert proc.returncode == EXIT_INTERRUPTED, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr, stderr
+    assert _gone_within(server, 10), "the server outlived critmine"
+    assert not out.exists()
 
 
 def test_a_missing_server_binary_is_named(tmp_path):
