@@ -161,18 +161,18 @@ class ManagedServer:
         return " | ".join(lines[-3:]) or "(the server wrote nothing)"
 
     def stop(self) -> None:
-        """SIGTERM the server's whole process group, SIGKILL if it lingers."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(self.stop_grace_s)
-        except subprocess.TimeoutExpired:
+        """SIGTERM the server's whole process group, SIGKILL if it lingers; remove its log file (also when the
+        server had already died: a failed start's message quotes the log before stop() is called)."""
+        if self.proc is not None and self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(5)
-        log.info("%s stopped", self.name)
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(self.stop_grace_s)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+            log.info("%s stopped", self.name)
         if self.log_file:
             self.log_file.unlink(missing_ok=True)
 

@@ -66,6 +66,19 @@ def command(name: str, tmp_path: Path, binary: Path) -> tuple[list[str], Path]:
     return [sys.executable, "-m", "critmine.cli", *args, *common], out
 
 
+@pytest.fixture
+def server_tmp(tmp_path, monkeypatch) -> Path:
+    """The temporary directory critmine's subprocess writes its server log to (TMPDIR), to check it is cleaned."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    return tmp
+
+
+def server_logs(tmp: Path) -> list[Path]:
+    return list(tmp.glob("critmine-server-*"))
+
+
 def run(cmd: list[str]) -> tuple[int, list[str], str]:
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     errors = [line for line in res.stderr.splitlines() if " ERROR " in line]
@@ -73,7 +86,7 @@ def run(cmd: list[str]) -> tuple[int, list[str], str]:
 
 
 @pytest.mark.parametrize("name", ["mine", "judge", "eval"])
-def test_a_server_killed_by_sigill_stops_the_command_with_the_fix(tmp_path, name):
+def test_a_server_killed_by_sigill_stops_the_command_with_the_fix(tmp_path, name, server_tmp):
     cmd, out = command(name, tmp_path, fake_binary(tmp_path, "sigill"))
     rc, errors, stderr = run(cmd)
     assert rc == 1, stderr
@@ -82,18 +95,20 @@ def test_a_server_killed_by_sigill_stops_the_command_with_the_fix(tmp_path, name
         errors[0] and "make rebuild-llama" in errors[0]
     assert "Traceback" not in stderr
     assert not out.exists()  # no partial output
+    assert not server_logs(server_tmp)  # the dead server's log is removed once quoted
 
 
 @pytest.mark.parametrize("kind, says", [
     ("segv", ["killed by SIGSEGV", "make rebuild-llama"]),  # loads, then crashes on its first computation
     ("refuse", ["did not answer a one-token completion", "500"]),  # loads, then cannot compute
 ])
-def test_a_server_that_fails_its_first_completion_is_caught_before_use(tmp_path, kind, says):
+def test_a_server_that_fails_its_first_completion_is_caught_before_use(tmp_path, kind, says, server_tmp):
     cmd, out = command("mine", tmp_path, fake_binary(tmp_path, kind))
     rc, errors, stderr = run(cmd)
     assert rc == 1 and len(errors) == 1, stderr
     assert all(s in errors[0] for s in says), errors[0]
     assert not out.exists()
+    assert not server_logs(server_tmp)
 
 
 def _alive(pid: int) -> bool:
@@ -132,7 +147,7 @@ def _gone_within(pid: int, seconds: float) -> bool:
     return True
 
 
-def test_a_busy_server_that_ignores_sigterm_dies_with_critmine(tmp_path):
+def test_a_busy_server_that_ignores_sigterm_dies_with_critmine(tmp_path, server_tmp):
     """kill -9 of critmine kills its embedded server: the kernel's parent-death signal is SIGKILL, since nobody is
     left to escalate a SIGTERM that a busy llama-server does not act on (it outlived critmine on a slow CPU)."""
     proc, server, _ = _critmine_with_a_busy_server(tmp_path)
@@ -141,7 +156,7 @@ def test_a_busy_server_that_ignores_sigterm_dies_with_critmine(tmp_path):
     assert _gone_within(server, 10), "the server outlived critmine"
 
 
-def test_one_ctrl_c_stops_a_command_waiting_for_its_server(tmp_path):
+def test_one_ctrl_c_stops_a_command_waiting_for_its_server(tmp_path, server_tmp):
     """One Ctrl-C while the server has not answered its start-up probe stops critmine at once (it waited for the
     probe, up to the 300 s ready timeout: inside asyncio.run a first Ctrl-C only cancels the main task), takes the
     server down and leaves nothing written."""
@@ -158,6 +173,7 @@ def test_one_ctrl_c_stops_a_command_waiting_for_its_server(tmp_path):
     assert "interrupted" in stderr and "Traceback" not in stderr, stderr
     assert _gone_within(server, 10), "the server outlived critmine"
     assert not out.exists()
+    assert not server_logs(server_tmp)
 
 
 def test_a_missing_server_binary_is_named(tmp_path):
