@@ -333,8 +333,8 @@ class MiningFlow:
             self.on_step()
             if (failed := self.failures() - before) > 0:  # raising here keeps LangGraph from checkpointing it
                 raise FlowError(f"{failed} LLM call(s) failed for good in the {fn.__name__} step, so it was not "
-                                "saved; every answered call is cached: continue with --resume once the server "
-                                "answers")
+                                "saved; every answered call is cached: once the server answers, continue with "
+                                "`critmine mine --resume` (`critmine run`: the same command)")
             return update
 
         node.__name__ = fn.__name__

@@ -167,6 +167,11 @@ def parse(argv: list[str]) -> tuple[c.Command, Callable[[Any], str | int]]:
     raise SystemExit(0 if out is sys.stdout else EXIT_INPUT)
 
 
+def _resume_hint(settings: c.Command | None) -> str:
+    """How the interrupted command goes on (its class says); nothing before a command was parsed."""
+    return type(settings).resume_hint if settings is not None else ""
+
+
 def _terminate(signum, frame) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -185,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(argv: list[str], verbose: bool) -> int:
+    settings: c.Command | None = None
     try:
         settings, handler = parse(argv)
         result = handler(settings)
@@ -208,10 +214,10 @@ def _run(argv: list[str], verbose: bool) -> int:
         log.error("%s", e)
         return EXIT_FAILED
     except BudgetExceeded as e:
-        log.error("%s; the run stopped cleanly: continue it with --resume and a larger budget", e)
+        log.error("%s; the run stopped cleanly: raise --max-calls / --max-tokens and %s", e, _resume_hint(settings))
         return EXIT_BUDGET
     except KeyboardInterrupt:
-        log.error("interrupted; continue with --resume")
+        log.error("%s", "; ".join(filter(None, ["interrupted", _resume_hint(settings)])))
         return EXIT_INTERRUPTED
     except Exception as e:  # noqa: BLE001 - last resort: one line, non-zero exit, details with -v
         log.error("failed: %s: %s", type(e).__name__, e, exc_info=verbose)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import AliasChoices, BaseModel, Field, model_validator
@@ -114,6 +114,10 @@ class Command(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, cli_kebab_case=True, cli_implicit_flags="toggle",
                                       cli_hide_none_type=True, extra="forbid", populate_by_name=True)
+
+    # How to go on after Ctrl-C, a kill or a spent budget (the CLI's last line): most commands keep what they
+    # finished (shards, phases, the response cache), so the same command line continues; "" where nothing does.
+    resume_hint: ClassVar[str] = "run the same command again to continue (finished work is kept)"
 
     verbose: bool = Field(False, validation_alias=AliasChoices("v", "verbose"), description="debug logging")
     config: Path | None = Field(None, description="a TOML or YAML file of this command's settings (field names "
@@ -242,6 +246,8 @@ class MiningCommandOptions(BudgetOptions, EndpointOptions, ColumnOptions, Mining
 class MineCommand(Command, MiningCommandOptions):
     """mine quality criteria from labelled seed pairs"""
 
+    resume_hint: ClassVar[str] = "continue with --resume"
+
     pairs: str | None = Field(None, description="labelled seed pairs (JSONL, Parquet, CSV or a saved dataset)")
     out: Path = Field(description="run directory")
     resume: bool = Field(False, description="continue the run in --out after a stop or a kill")
@@ -321,6 +327,8 @@ class ReportCommand(Command):
 
 class ServeCommand(Command):
     """run a model server (embedded llama.cpp or vLLM) in the foreground"""
+
+    resume_hint: ClassVar[str] = ""
 
     engine: Literal["embedded", "vllm"] = "embedded"
     model: str = Field(DEFAULT_MODEL, description="embedded model name, a .gguf path, or (vllm) a checkpoint directory "

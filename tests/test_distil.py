@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from critmine.cli import main
+from critmine.cli import EXIT_BUDGET, main
 from tests.conftest import FLIPPED, LONG_WORDS, SHORT_WORDS, make_corpus
 
 
@@ -275,6 +275,19 @@ def test_run_chains_every_phase_and_resumes_for_free(fake, seeds, corpus, tmp_pa
     assert (run / "labelled.jsonl").stat().st_mtime_ns != judged_at
     assert (run / "scored.parquet" / "_SUCCESS").stat().st_mtime_ns != scored_at
     assert len(fake.requests) == before  # the judge's response cache was kept: its answers are reused
+
+
+def test_a_run_stopped_by_its_budget_says_how_to_go_on_and_goes_on(fake, seeds, corpus, tmp_path, caplog):
+    """`run` has no --resume (the same command line continues): its stop message must not send users to one."""
+    args = ["run", "--pairs", str(seeds), "--corpus", str(corpus), "--out", str(tmp_path / "run"), "--base-url",
+            fake.base_url, "--model", "fake", "--n-criteria", "4", "--no-kb", "--n-pairs", "30", "--retry-backoff",
+            "0.01"]
+    assert main([*args, "--max-calls", "40"]) == EXIT_BUDGET
+    said = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"][-1]
+    assert "raise --max-calls / --max-tokens and run the same command again" in said and "--resume" not in said
+    paid = fake.answered
+    assert main(args) == 0 and (tmp_path / "run" / "selected.jsonl").exists()
+    assert max(fake.keys.values()) == 1 and fake.answered > paid  # went on: nothing answered was asked again
 
 
 def test_random_pairs_for_agent_labels_keep_groups_and_use_each_document_once():

@@ -185,9 +185,11 @@ def test_a_failed_warmup_is_not_saved_as_done(fake, seeds, tmp_path):
     assert load(out)["criteria"]
 
 
-def test_budget_stops_cleanly_and_resume_finishes(fake, seeds, tmp_path):
+def test_budget_stops_cleanly_and_resume_finishes(fake, seeds, tmp_path, caplog):
     out = tmp_path / "run"
     assert mine(fake, seeds, out, "--max-calls", "40") == 3
+    said = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"][-1]
+    assert said.endswith("raise --max-calls / --max-tokens and continue with --resume"), said
     assert not (out / "criteria.json").exists() and (out / "checkpoints.sqlite").exists()
     before = fake.answered
     assert before == 40
