@@ -86,6 +86,13 @@ class MiningFlow:
             return {"kb_criteria": []}
         query = " ".join(state.get("observations", []))
         entries = [e for e in knowledge.load_all(cfg.kb_file) if not (cfg.no_measures and e.measure)]
+        if not cfg.kb_domains:  # domains a user names are taken as named
+            before = len(entries)
+            entries, absent = knowledge.applicable(entries, [t for p in self.pairs for t in (p.a, p.b)])
+            if absent:
+                log.info("knowledge base: the seed texts show no %s; leaving out the %d criteria of only %s "
+                         "(--kb-domains to choose domains yourself)", " or ".join(absent), before - len(entries),
+                         " or ".join(absent))
         # Every computed criterion costs nothing to judge; the verbal ones are the best of the screen (or of the
         # ranking against the manager's observations when there is no screen).
         ranked = [e for _, e in knowledge.rank(entries, query, cfg.kb_domains or None)]

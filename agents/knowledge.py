@@ -88,6 +88,34 @@ def describe(shown: list[KBEntry], *, of: int) -> str:
         f"{len(shown)} of {of} criteria"
 
 
+# Signs that a text holds code or mathematics. A criterion of those domains alone (type_clarity, correct_math_steps)
+# is a candidate only when the seed texts show them: judged on prose, it measures nothing its description says, and
+# one that wins on a few seed pairs by chance is a criterion no reader can make sense of.
+DOMAIN_SIGNS = {
+    "code": re.compile(r"```|<code>|<pre>|^\s*(?:def \w+\s*\(|class \w+|import \w|from [\w.]+ import |#include|public |"
+                       r"private |return\b|function\b|(?:const|let|var) \w+\s*=|for\s*\(|while\s*\(|if\s*\(|[{}]\s*$)|"
+                       r";\s*$|\bprint\(|\b[a-z_]\w*\.[a-z_]\w*\([^)\n]*\)", re.M),
+    "math": re.compile(r"\\(?:frac|sqrt|sum|int|cdot|times|le|ge|neq|approx|alpha|beta|theta|pi)\b|\$\$|\^\{|_\{|"
+                       r"\b\d+(?:\.\d+)?\s*[-+*/×÷^]\s*\d+(?:\.\d+)?\s*=\s*-?\d|"
+                       r"\b[a-z]\s*[-+*/^]\s*\d+(?:\.\d+)?\s*=\s*-?\d|\b[a-z]\^\d|\b\d+[a-z]\s*[-+]\s*\d+\s*="),
+}
+SIGNS_PER_TEXT = 2  # one sign is an accident of prose (a line ending in ";", "50/50 = even"); two are not
+
+
+def domains_shown(texts: list[str]) -> set[str]:
+    """The domains of DOMAIN_SIGNS that the texts show: at least max(2, 5%) of them carry SIGNS_PER_TEXT signs."""
+    need = max(2, math.ceil(0.05 * len(texts)))
+    return {d for d, rx in DOMAIN_SIGNS.items()
+            if sum(len(rx.findall(t)) >= SIGNS_PER_TEXT for t in texts) >= need}
+
+
+def applicable(entries: list[KBEntry], texts: list[str]) -> tuple[list[KBEntry], list[str]]:
+    """The entries that can apply to these texts (every entry with a domain besides code and math, and those of
+    code or math when the texts show it: `domains_shown`), and the domains left out."""
+    absent = sorted(set(DOMAIN_SIGNS) - domains_shown(texts))
+    return [e for e in entries if not set(e.domains) <= set(absent)], absent
+
+
 def words(text: str) -> list[str]:
     return [w for w in re.findall(r"[a-z]+", text.lower()) if w not in _STOP and len(w) > 2]
 

@@ -7,11 +7,21 @@ import logging
 
 import pytest
 
-from critmine.agents.knowledge import DOMAINS, add_run, load, near_duplicates, rank, shipped_path, shortlist
+from critmine.agents.knowledge import (
+    DOMAINS,
+    add_run,
+    applicable,
+    domains_shown,
+    load,
+    near_duplicates,
+    rank,
+    shipped_path,
+    shortlist,
+)
 from critmine.cli import main
 from critmine.io import InputError
 from critmine.measures import MEASURES
-from tests.conftest import make_script
+from tests.conftest import make_pairs, make_script
 from tests.fake_server import FakeLLMServer
 
 
@@ -78,6 +88,40 @@ def test_the_shortlist_holds_every_domains_core_criteria_whatever_the_manager_ob
     assert shortlist(ranked[:-1] + [measured], 3)[0] is measured
 
 
+PROSE = "I think the hotel was fine; the staff were kind. We paid 50/50 for the room and left on time."
+CODE = "Try this:\n```python\nimport os\nprint(os.getcwd())\n```"
+MATH = "Solve 2x + 3 = 7: subtract 3, so 2x = 4 and x = 2. Check: 2*2 + 3 = 7."
+
+
+def test_code_and_math_criteria_apply_only_to_texts_that_show_code_or_math():
+    bundled = [t for name in ("forum", "argument") for line in open(f"data/{name}/seed.jsonl", encoding="utf-8")
+               for t in (json.loads(line)["a"], json.loads(line)["b"])]
+    assert domains_shown(bundled) == set()  # people's prose: an emoticon, a URL or a "50/50" is no sign
+    assert domains_shown([PROSE] * 20) == set()  # one accidental sign per text is not enough
+    assert domains_shown([PROSE] * 18 + [CODE] * 2) == {"code"}
+    assert domains_shown([PROSE] * 18 + [MATH] * 2) == {"math"}
+    assert domains_shown([PROSE] * 39 + [CODE]) == set()  # one text of forty is an accident too
+    entries = load(shipped_path())
+    kept, absent = applicable(entries, [PROSE] * 10)
+    names = {e.name for e in kept}
+    assert absent == ["code", "math"] and "type_clarity" not in names and "correct_math_steps" not in names
+    assert {"step_by_step_derivation", "grammatical_correctness"} <= names  # math and educational: kept
+    assert len(applicable(entries, [CODE, MATH] * 5)[0]) == len(entries)
+
+
+@pytest.mark.parametrize("tail, shown", [("", False), ("\n" + CODE, True)])
+def test_the_screen_leaves_code_criteria_out_for_prose_seeds(fake, tmp_path, tail, shown):
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text("".join(json.dumps({**p, "a": p["a"] + tail, "b": p["b"] + tail}) + "\n" for p in make_pairs()))
+    assert _mine(fake, seeds, tmp_path / "run", "--kb-screen", "200", "--kb-screen-pairs", "2", "--kb-max-candidates",
+                 "3", "--iterations", "0", "--no-measures") == 0
+    data = json.loads((tmp_path / "run" / "criteria.json").read_text())
+    judged = {c["name"] for c in data["knowledge_base_candidates"] + data["knowledge_base_screened_out"]}
+    code_only = {e.name for e in load(shipped_path()) if e.domains == ["code"] and not e.measure}
+    assert (code_only <= judged) if shown else not (code_only & judged)
+    assert "step_by_step_derivation" in judged and "correct_math_steps" not in judged  # no math either way
+
+
 def test_the_screen_sends_only_the_best_of_the_shortlist_to_all_seed_pairs(fake, seeds, tmp_path):
     assert _mine(fake, seeds, tmp_path / "run", "--kb-screen", "20", "--kb-screen-pairs", "6", "--kb-max-candidates",
                  "3", "--iterations", "0", "--no-measures") == 0
@@ -100,8 +144,9 @@ def test_computed_criteria_are_judged_without_the_llm_and_vote_with_the_others(f
                  "--kb-max-initial", "1", "--kb-screen", "0") == 0
     data = json.loads((tmp_path / "run" / "criteria.json").read_text())
     cands = {c["name"]: c for c in data["knowledge_base_candidates"]}
-    computed = {e.name for e in load(shipped_path()) if e.measure}
+    computed = {e.name for e in load(shipped_path()) if e.measure and e.domains != ["code"]}  # the seeds are prose
     assert computed <= set(cands) and len(cands) == len(computed) + 2  # every measure, plus 2 verbal candidates
+    assert "more_code" not in cands
     assert cands["longer_text"]["seed_accuracy"] == 10 / 12  # the fake's people prefer the longer text, but twice
     usage = json.loads((tmp_path / "run" / "usage.json").read_text())["phases"]
     # The text measures cost no call; fluency reads each of the 24 seed texts once (its log-probabilities).
