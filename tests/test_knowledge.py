@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -94,7 +95,8 @@ MATH = "Solve 2x + 3 = 7: subtract 3, so 2x = 4 and x = 2. Check: 2*2 + 3 = 7."
 
 
 def test_code_and_math_criteria_apply_only_to_texts_that_show_code_or_math():
-    bundled = [t for name in ("forum", "argument") for line in open(f"data/{name}/seed.jsonl", encoding="utf-8")
+    data = Path(__file__).resolve().parents[1] / "data"
+    bundled = [t for name in ("forum", "argument") for line in (data / name / "seed.jsonl").read_text().splitlines()
                for t in (json.loads(line)["a"], json.loads(line)["b"])]
     assert domains_shown(bundled) == set()  # people's prose: an emoticon, a URL or a "50/50" is no sign
     assert domains_shown([PROSE] * 20) == set()  # one accidental sign per text is not enough
