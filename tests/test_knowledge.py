@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from critmine.agents.knowledge import (
+    DOMAIN_SIGNS,
     DOMAINS,
     add_run,
     applicable,
@@ -89,7 +90,7 @@ def test_the_shortlist_holds_every_domains_core_criteria_whatever_the_manager_ob
     assert shortlist(ranked[:-1] + [measured], 3)[0] is measured
 
 
-PROSE = "I think the hotel was fine; the staff were kind. We paid 50/50 for the room and left on time."
+PROSE = "I think the hotel was fine;\nthe staff were kind. We paid 50/50 for the room and left on time."  # one sign
 CODE = "Try this:\n```python\nimport os\nprint(os.getcwd())\n```"
 MATH = "Solve 2x + 3 = 7: subtract 3, so 2x = 4 and x = 2. Check: 2*2 + 3 = 7."
 
@@ -99,6 +100,7 @@ def test_code_and_math_criteria_apply_only_to_texts_that_show_code_or_math():
     bundled = [t for name in ("forum", "argument") for line in (data / name / "seed.jsonl").read_text().splitlines()
                for t in (json.loads(line)["a"], json.loads(line)["b"])]
     assert domains_shown(bundled) == set()  # people's prose: an emoticon, a URL or a "50/50" is no sign
+    assert sum(len(rx.findall(PROSE)) for rx in DOMAIN_SIGNS.values()) == 1
     assert domains_shown([PROSE] * 20) == set()  # one accidental sign per text is not enough
     assert domains_shown([PROSE] * 18 + [CODE] * 2) == {"code"}
     assert domains_shown([PROSE] * 18 + [MATH] * 2) == {"math"}
