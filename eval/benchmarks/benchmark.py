@@ -2,7 +2,7 @@
 
     python eval/benchmarks/benchmark.py --pairs-dir data/forum [--out FILE.json] [--sample N --seed S] [--base-url URL]
         [--work RUN_DIR] [--scorer SCORER_DIR | --scorer-corpus CORPUS --scorer-pairs N --group-by KEY]
-        [--ensemble bands|above|forward]
+        [--scorer-pairs 0 (no scorer row)] [--ensemble bands|above|forward]
 
 DIR holds seed.jsonl and test.jsonl (or dev.jsonl). Prints one table (method, accuracy with 95% CI, coverage,
 LLM calls, tokens, wall time) and writes it as JSON. Uses the embedded model unless --base-url is given.
@@ -116,7 +116,8 @@ def main() -> int:
     ap.add_argument("--scorer", type=Path, help="measure this scorer directory instead of training one")
     ap.add_argument("--scorer-corpus", help="documents to sample the scorer's training pairs from "
                                             "(default: the texts of the test pairs, without their labels)")
-    ap.add_argument("--scorer-pairs", type=int, default=150, help="pairs the agents label for the scorer")
+    ap.add_argument("--scorer-pairs", type=int, default=150,
+                    help="pairs the agents label for the scorer (0: no scorer row)")
     ap.add_argument("--group-by", help="with --scorer-corpus: pair only documents with the same meta value")
     args = ap.parse_args()
     setup_logging()
@@ -150,7 +151,8 @@ def main() -> int:
             rows.append(_row(name, result))
             rows[-1]["flow_minus_this"] = paired_difference(
                 flow_pred, {i: v["soft"] for i, v in result["predictions"].items()}, gold, seed=args.seed)
-        rows.insert(1, scorer_row(args, work, test, endpoint))
+        if args.scorer is not None or args.scorer_pairs > 0:
+            rows.insert(1, scorer_row(args, work, test, endpoint))
     except InputError as e:
         print(str(e), file=sys.stderr)
         return 2
@@ -162,7 +164,8 @@ def main() -> int:
           f"mining: {mine_row['llm_calls']} LLM calls, "
           f"{mine_row['tokens']} tokens, " + ("reused, no wall time" if mine_row["wall_s"] is None
                                               else f"{mine_row['wall_s']:.0f} s"))
-    print(f"scorer: {rows[1]['note']}")
+    if scorer := next((r for r in rows if "note" in r), None):
+        print(f"scorer: {scorer['note']}")
     print("Flow minus each baseline on the same pairs (paired bootstrap 95% interval; McNemar exact p):")
     for r in rows:
         if d := r.get("flow_minus_this"):
