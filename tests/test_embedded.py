@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -74,10 +75,12 @@ def test_mine_without_base_url_runs_on_the_embedded_model_and_leaves_no_server(f
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 130), (signal.SIGKILL, -9)])
 def test_interrupt_or_kill_leaves_no_server(forum_seeds, tmp_path, sig, code):
     before = llama_servers()
+    server_tmp = tmp_path / "tmp"  # where the server's log goes (TMPDIR), not the machine's /tmp
+    server_tmp.mkdir()
     # A runner started in the background (no job control) passes SIGINT on as ignored, and Python keeps an
     # inherited SIG_IGN; the child gets the default disposition, as in a terminal.
     proc = subprocess.Popen(_mine(forum_seeds, tmp_path / "run"), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(server_tmp)},
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not (llama_servers() - before) and time.monotonic() < deadline:
@@ -87,6 +90,8 @@ def test_interrupt_or_kill_leaves_no_server(forum_seeds, tmp_path, sig, code):
     proc.send_signal(sig)
     assert proc.wait(60) == code
     assert wait_gone(before) == set()
+    # Ctrl-C and SIGTERM stop the server and remove its log; after kill -9 nobody can (the log stays, for diagnosis)
+    assert len(list(server_tmp.glob("critmine-server-*.log"))) == (sig == signal.SIGKILL)
 
 
 def test_checksum_mismatch_is_refused_and_nothing_is_kept(tmp_path, monkeypatch):
