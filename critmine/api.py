@@ -30,7 +30,7 @@ from typing import Any, NamedTuple, TypeVar
 import datasets
 import numpy as np
 
-from critmine import config as c, hub
+from critmine import commands as c, hub
 from critmine.artifacts import CriteriaSet, JudgeSummary, RunLayout, ScorerMeta, ScoreSummary, SelectSummary, summary_of
 from critmine.columns import Columns
 from critmine.errors import RunStopped

@@ -1,4 +1,4 @@
-"""The `critmine` command line: generated from the command models in critmine.config (pydantic-settings).
+"""The `critmine` command line: generated from the command models in critmine.commands (pydantic-settings).
 
 Each command is a settings model (its options: fields with defaults and help) and a handler that returns what to
 print; the commands of the Python API run through `critmine.api.execute`, so the CLI and the API cannot differ.
@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from critmine import api, config as c
+from critmine import api, commands as c
 from critmine.agents import knowledge
 from critmine.artifacts import RunLayout, ScorerMeta, SelectSummary
 from critmine.embedded import EmbeddedServer

@@ -20,7 +20,7 @@ from typing import Any
 from critmine.agents.annotate import judge_parts
 from critmine.artifacts import CriteriaSet, PhaseRecord, RunLayout, RunRecord
 from critmine.columns import Columns
-from critmine.config import RunCommand
+from critmine.commands import RunCommand
 from critmine.errors import NoSignal
 from critmine.eval.report import write_report
 from critmine.io import check_output_dir

@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from critmine.cli import COMMANDS, main, parse
-from critmine.config import EndpointConfig, MineCommand, MineConfig, MiningOptions
+from critmine.commands import MineCommand
+from critmine.config import EndpointConfig, MineConfig, MiningOptions
 
 
 def mine_settings(*args: str) -> MineCommand:

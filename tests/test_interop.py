@@ -170,13 +170,14 @@ def test_datatrove_filter_keeps_what_select_keeps_at_the_same_threshold(tmp_path
 def test_remote_endpoints_default_to_concurrency_and_read_openai_variables(monkeypatch, tmp_path):
     import contextlib
 
-    from critmine import config as c
+    from critmine import commands as c
+    from critmine.config import EndpointConfig
     from critmine.endpoints import resolve
     from critmine.llm.endpoint import REMOTE_CONCURRENCY
 
     with contextlib.ExitStack() as stack:
-        remote = resolve(c.EndpointConfig(base_url="http://127.0.0.1:9/v1", kind="openai"), stack, {})
-        chosen = resolve(c.EndpointConfig(base_url="http://127.0.0.1:9/v1", kind="openai", concurrency=3), stack, {})
+        remote = resolve(EndpointConfig(base_url="http://127.0.0.1:9/v1", kind="openai"), stack, {})
+        chosen = resolve(EndpointConfig(base_url="http://127.0.0.1:9/v1", kind="openai", concurrency=3), stack, {})
     assert remote.concurrency == REMOTE_CONCURRENCY > 1 and chosen.concurrency == 3
     monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
     monkeypatch.setenv("OPENAI_BASE_URL", "http://10.0.0.1:8000/v1")
@@ -208,7 +209,7 @@ def test_criteria_judge_judges_pairs_like_critmine_judge(fake, tmp_path):
 
 
 def test_vllm_server_takes_hub_ids_and_engine_arguments():
-    from critmine import config as c
+    from critmine import commands as c
     from critmine.vllm_backend import VllmServer
 
     s = c.ServeCommand(_cli_parse_args=["--engine", "vllm", "--model", "Qwen/Qwen2.5-7B-Instruct",

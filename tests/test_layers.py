@@ -18,7 +18,7 @@ BASE = {"critmine.defaults", "critmine.columns", "critmine.records", "critmine.a
         "critmine.hub"}
 BASE_PACKAGES = ("critmine.llm", "critmine.prompts")
 # The package itself re-exports the Python API (critmine.api), loaded on first use: it sits on top.
-APPLICATION = {"critmine", "critmine.api", "critmine.cli", "critmine.mining", "critmine.judging",
+APPLICATION = {"critmine", "critmine.api", "critmine.cli", "critmine.commands", "critmine.mining", "critmine.judging",
                "critmine.pipeline", "critmine.label_app", "critmine.labels"}
 APPLICATION_PACKAGES = ("critmine.eval.benchmarks", "critmine.integrations")
 
