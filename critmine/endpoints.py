@@ -13,6 +13,7 @@ from critmine.llm import Budget, Endpoint, LLMClient, ResponseCache, Usage, dete
 from critmine.llm.endpoint import REMOTE_CONCURRENCY
 from critmine.llm.transport import HttpTransport, Transport
 from critmine.llm.vllm_offline import VllmOfflineTransport, offline_endpoint
+from critmine.servers import ctrl_c_interrupts
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,9 @@ async def worker_client(cfg: EndpointConfig, cache_path: Path, usage: Usage, *, 
     try:
         with contextlib.ExitStack() as stack:
             if engine == "vllm-offline":
-                transport: Transport = VllmOfflineTransport(cfg.model, kv_cache_memory_bytes=kv_cache_memory_bytes)
+                with ctrl_c_interrupts():  # the engine loads for minutes, blocking the event loop
+                    transport: Transport = VllmOfflineTransport(cfg.model,
+                                                                kv_cache_memory_bytes=kv_cache_memory_bytes)
                 endpoint = offline_endpoint(cfg.model, cfg.max_retries)
             else:
                 endpoint = resolve(cfg, stack, {})

@@ -45,10 +45,10 @@ def die_with_parent(parent: int, sig: int = signal.SIGKILL) -> None:
 
 
 @contextlib.contextmanager
-def _ctrl_c_interrupts() -> Iterator[None]:
-    """While critmine blocks on a starting server, Ctrl-C raises KeyboardInterrupt at once. Inside asyncio.run the
-    first Ctrl-C only cancels the main task, which a blocking wait never looks at: it went on waiting for a model to
-    load or a hung server to answer (up to the ready timeout)."""
+def ctrl_c_interrupts() -> Iterator[None]:
+    """While critmine blocks on a starting server or a loading in-process engine, Ctrl-C raises KeyboardInterrupt at
+    once. Inside asyncio.run the first Ctrl-C only cancels the main task, which a blocking wait never looks at: it
+    went on waiting for a model to load or a hung server to answer (up to the ready timeout)."""
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         yield
         return
@@ -99,7 +99,7 @@ class ManagedServer:
                                      preexec_fn=_dies_with_parent(self.parent_death_signal))
         os.close(fd)
         try:
-            with _ctrl_c_interrupts():
+            with ctrl_c_interrupts():
                 self._wait_ready()
         except BaseException:
             self.stop()

