@@ -188,7 +188,8 @@ def test_benchmark_table_has_flow_scorer_and_baselines(fake, tmp_path):
     assert scorer2["wall_s"] is None and table2["mining"]["wall_s"] is None and table2["mining"]["paid"] == 0
     assert table2["mining"]["tokens"] == table["mining"]["tokens"]
     # --scorer-pairs 0: the table without a scorer row (the baselines and Flow as before, replayed)
-    no_scorer = [("0" if prev == "--scorer-pairs" else arg) for prev, arg in zip(["", *cmd], cmd, strict=False)]
+    at = cmd.index("--scorer-pairs") + 1
+    no_scorer = [*cmd[:at], "0", *cmd[at + 1:]]
     third = subprocess.run(no_scorer, capture_output=True, text=True, timeout=600)
     assert third.returncode == 0, third.stderr[-3000:]
     table3 = json.loads((tmp_path / "work" / "benchmark.json").read_text())
