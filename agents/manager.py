@@ -88,7 +88,8 @@ class Manager:
                       banned: Sequence[Criterion], origin: str = "proposed", attempts: int = 3) -> list[Criterion]:
         """Up to n new criteria, distinct from the kept and the banned ones; asks again (up to `attempts`
         calls) while a small manager returns fewer than asked. Follow-up calls sample at `retry_temperature`
-        so that a model which repeats itself at temperature 0 can still come up with something new."""
+        so that a model which repeats itself at temperature 0 can still come up with something new; a call that
+        brings nothing new (only repeats of refused proposals) ends the asking."""
         out: list[Criterion] = []
         refused: list[tuple[Criterion, str]] = []
         for attempt in range(attempts):
@@ -97,9 +98,14 @@ class Manager:
             temperature = 0.0 if attempt == 0 else self.retry_temperature
             new, bad = await self._propose_once(n - len(out), observations, [*keep, *out], banned, refused, origin,
                                                 temperature)
-            refused += bad
-            if not new and not bad:
-                break
+            seen = {c.name for c, _ in refused}
+            repeats_only = all(c.name in seen for c, _ in bad)
+            for c, why in bad:  # each refused name once, with its first reason
+                if c.name not in seen:
+                    refused.append((c, why))
+                    seen.add(c.name)
+            if not new and repeats_only:
+                break  # nothing, or only what was refused already: asking again would cost a call for the same
             out += new
         self.refused += refused
         return out

@@ -61,6 +61,7 @@ class Script:
     logprobs: bool = True  # False: a server that never returns top_logprobs
     fault_sleep_s: float = FAULT_TIMEOUT_S + 0.5  # a 'timeout' fault outlasts the client's --timeout FAULT_TIMEOUT_S
     delay_s: float = 0.0
+    repeats_refused: bool = False  # True: a manager that proposes again what it was told was refused
 
 
 class FakeLLMServer:
@@ -237,7 +238,8 @@ class FakeLLMServer:
             # The first proposal has no criteria to keep or avoid; every later one (replacements, top-ups) has.
             later = "Criteria we already have" in user or "failed to match" in user
             pool = self.script.replacements if later else self.script.initial
-            fresh = [c for c in pool if f"- {c['name']}:" not in user]
+            listed = user.split("Proposals refused")[0] if self.script.repeats_refused else user
+            fresh = [c for c in pool if f"- {c['name']}:" not in listed]
             data = {"criteria": fresh[:n]}
         elif fmt == "critique":
             data = {"critique": self.script.critique}

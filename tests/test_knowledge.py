@@ -188,13 +188,18 @@ def test_a_short_proposal_is_filled_from_the_knowledge_base_ranked_by_evidence(s
     caplog.set_level(logging.INFO)
     script = make_script()
     script.initial = script.replacements = [{"name": "edu_basic_relevance", "description": "The criterion"}]
+    script.repeats_refused = True  # a small manager that proposes the refused stub again when asked again
     with FakeLLMServer(script) as fake:
         assert _mine(fake, seeds, tmp_path / "run", "--kb-max-candidates", "4", "--kb-max-initial", "1",
                      "--iterations", "0") == 0
+        asked = [r for r in fake.requests
+                 if (r.get("response_format") or {}).get("json_schema", {}).get("name") == "proposal"]
     data = json.loads((tmp_path / "run" / "criteria.json").read_text())
     judged = data["criteria"] + data["not_selected"]
     assert len(judged) == 4 and all(c["origin"] == "knowledge_base" for c in judged)
-    assert data["refused"][0]["name"] == "edu_basic_relevance"
+    # The retry repeated the refused stub: the manager was not asked a third time, and the stub is listed once.
+    assert len(asked) == 2
+    assert [r["name"] for r in data["refused"]] == ["edu_basic_relevance"]
     assert any("filled with" in r.getMessage() for r in caplog.records)
     # Candidates are ranked by the lower end of their interval: one that decided few seed pairs ranks below one
     # that decided them all, at the same accuracy.
