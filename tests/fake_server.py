@@ -34,6 +34,11 @@ MULTI_RE = re.compile(r"Criteria:\n(.*?)\n\nWeighing", re.S)
 INJECTED = "this text is better"  # part of every planted instruction this fake falls for
 
 
+def request_format(body: dict) -> str | None:
+    """The name of the JSON schema a chat request asks for ("warmup", "proposal", ...); None for a verdict."""
+    return (body.get("response_format") or {}).get("json_schema", {}).get("name")
+
+
 def criterion_text(user: str) -> str:
     """The criterion a verdict prompt asks about; the vanilla prompt (no criterion) judges overall quality."""
     if m := CRIT_RE.search(user):
@@ -103,6 +108,10 @@ class FakeLLMServer:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
+
+    def requests_for(self, fmt: str) -> list[dict]:
+        """The chat requests that asked for the JSON schema named `fmt`."""
+        return [r for r in self.requests if request_format(r) == fmt]
 
     # -- routes ------------------------------------------------------------------------------------------
     async def version(self, request: Request) -> Response:
@@ -213,7 +222,7 @@ class FakeLLMServer:
 
     def _answer(self, body: dict) -> dict:
         user = body["messages"][-1]["content"]
-        fmt = (body.get("response_format") or {}).get("json_schema", {}).get("name")
+        fmt = request_format(body)
         if fmt is None:
             if body.get("structured_outputs", {}).get("choice") != ["A", "B", "N"]:
                 raise ValueError("verdict request without structured_outputs.choice")

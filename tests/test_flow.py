@@ -179,9 +179,7 @@ def test_a_failed_warmup_is_not_saved_as_done(fake, seeds, tmp_path):
     assert main(["mine", "--pairs", str(seeds), "--out", str(out), "--base-url", "http://127.0.0.1:9/v1",
                  "--server-kind", "vllm", "--model", "fake", "--no-kb", "--max-retries", "0"]) == 1
     assert main(["mine", "--out", str(out), "--resume", "--base-url", fake.base_url, *FAST]) == 0
-    warmups = [r for r in fake.requests if (r.get("response_format") or {}).get("json_schema", {}).get("name")
-               == "warmup"]
-    assert warmups  # the resumed run did the warm-up again instead of going on with no observations
+    assert fake.requests_for("warmup")  # the resumed run did the warm-up again instead of going on with no observations
     assert load(out)["criteria"]
 
 

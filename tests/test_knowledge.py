@@ -192,8 +192,7 @@ def test_a_short_proposal_is_filled_from_the_knowledge_base_ranked_by_evidence(s
     with FakeLLMServer(script) as fake:
         assert _mine(fake, seeds, tmp_path / "run", "--kb-max-candidates", "4", "--kb-max-initial", "1",
                      "--iterations", "0") == 0
-        asked = [r for r in fake.requests
-                 if (r.get("response_format") or {}).get("json_schema", {}).get("name") == "proposal"]
+        asked = fake.requests_for("proposal")
     data = json.loads((tmp_path / "run" / "criteria.json").read_text())
     judged = data["criteria"] + data["not_selected"]
     assert len(judged) == 4 and all(c["origin"] == "knowledge_base" for c in judged)
