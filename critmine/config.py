@@ -46,8 +46,8 @@ class MiningOptions(BaseModel):
     no_kb: bool = Field(False, description="ablation: the manager proposes every criterion")
     no_measures: bool = Field(False, description="ablation: no computed criteria (text measures such as length)")
     ensemble: Literal["bands", "above", "forward"] = Field(
-        "bands", description="how the voting criteria are chosen: bands = every good criterion, topped up to "
-        "min_final, equal weights; above = every criterion above low_threshold on the seeds, equal weights (more "
+        "above", description="how the voting criteria are chosen: above = every criterion above low_threshold on "
+        "the seeds, equal weights; bands = only the good ones, topped up to min_final, equal weights (fewer "
         "criteria to judge per pair); forward = added one by one while the cross-validated seed accuracy of the vote "
         "rises, with fitted or equal weights (whichever cross-validates better)")
     kb_file: str | None = Field(None, validation_alias=AliasChoices("kb", "kb_file"),

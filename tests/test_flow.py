@@ -89,10 +89,12 @@ def test_the_above_rule_votes_every_criterion_above_the_low_band_where_bands_vot
                                                                                                    tmp_path):
     # No iteration: thoroughness is good (10/12), polite_tone mid (8/12), formatting low (2/12), code_style abstains.
     chosen = {}
-    for rule in ("bands", "above"):
-        assert mine(fake, seeds, tmp_path / rule, "--iterations", "0", "--min-final", "1", "--ensemble", rule) == 0
-        chosen[rule] = [c["name"] for c in load(tmp_path / rule)["criteria"]]
-    assert chosen == {"bands": ["thoroughness"], "above": ["thoroughness", "polite_tone"]}
+    for rule in ("bands", "above", None):  # None: no --ensemble given, the default (above)
+        flag = ["--ensemble", rule] if rule else []
+        assert mine(fake, seeds, tmp_path / str(rule), "--iterations", "0", "--min-final", "1", *flag) == 0
+        chosen[rule] = [c["name"] for c in load(tmp_path / str(rule))["criteria"]]
+    assert chosen == {"bands": ["thoroughness"], "above": ["thoroughness", "polite_tone"],
+                      None: ["thoroughness", "polite_tone"]}
 
 
 def test_verdicts_come_from_logprobs_in_both_orders_with_the_criterion_last(fake, seeds, tmp_path):

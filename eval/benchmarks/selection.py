@@ -8,8 +8,9 @@ only, and is scored on the rest of the pool. No LLM call; the manager's own prop
 candidates are fixed), so it measures selection and aggregation, not proposal.
 
 Score per draw: (correct + ½ × abstained) / test pairs, so a rule that abstains more is not flattered. Printed per
-rule: the mean over draws, the draws' standard deviation, the mean difference to the current default ("bands") with
-the share of draws in which the rule beats it, and the mean number of voting criteria.
+rule: the mean over draws, the draws' standard deviation, the mean difference to the bands rule (the default until
+`--ensemble above` replaced it) with the share of draws in which the rule beats it, and the mean number of voting
+criteria.
 
     python eval/benchmarks/selection.py --write-candidates CANDIDATES.json   # the knowledge base's core criteria
     critmine eval --pairs POOL --criteria CANDIDATES.json --out RUN
@@ -76,11 +77,11 @@ def rules() -> dict[str, tuple[Chooser, str]]:
     """name → (chooser, vote kind). A chooser gets the candidates scored on the seeds, their seed tables and the
     seeds, and returns the voting criteria with their weights."""
     out: dict[str, tuple[Chooser, str]] = {
-        "bands (default)": (lambda s, t, p: _equal(scoring.select_final(s, low=LOW, min_final=MIN_FINAL)), "soft"),
+        "bands": (lambda s, t, p: _equal(scoring.select_final(s, low=LOW, min_final=MIN_FINAL)), "soft"),
         "forward selection": (lambda s, t, p: ensemble.choose(_ranked(s), t, p, max_n=MAX_N,
                                                               min_n=MIN_FINAL).criteria, "soft"),
     }
-    out["bands after an 8-pair screen (mining's)"] = (screened(out["bands (default)"][0]), "soft")
+    out["bands after an 8-pair screen (mining's)"] = (screened(out["bands"][0]), "soft")
     for k in (1, 3, 5, 8):
         out[f"top {k} by evidence"] = (lambda s, t, p, k=k: _equal(_ranked(s)[:k]), "soft")
     for above in (0.5, 0.6):
@@ -113,7 +114,7 @@ def run_draw(candidates: list[Criterion], tables: Tables, seeds: list[Pair], tes
 def simulate(candidates: list[Criterion], tables: Tables, pairs: list[Pair], *, draws: int, n_seeds: int,
              seed: int = 0, fixed: dict[str, dict[str, str]] | None = None) -> dict[str, dict]:
     """Per rule (and per `fixed` method, which needs no seeds, e.g. vanilla): mean, sd, mean difference to the
-    default and share of draws beating it, mean voting criteria. Rules are run on every candidate and on the
+    bands rule and share of draws beating it, mean voting criteria. Rules are run on every candidate and on the
     verbal ones alone ("…, verbal only")."""
     rng = random.Random(seed)
     choosers = rules()
@@ -130,7 +131,7 @@ def simulate(candidates: list[Criterion], tables: Tables, pairs: list[Pair], *, 
             rows[name] = (_score(pred, test), 0)
         for name, row in rows.items():
             per.setdefault(name, []).append(row)
-    base = [s for s, _ in per["bands (default)"]]
+    base = [s for s, _ in per["bands"]]
     return {name: {"mean": statistics.fmean(s for s, _ in rows), "sd": statistics.pstdev(s for s, _ in rows),
                    "vs_default": statistics.fmean(s - b for (s, _), b in zip(rows, base, strict=True)),
                    "beats_default": sum(s > b + 1e-12 for (s, _), b in zip(rows, base, strict=True)) / len(base),
@@ -197,7 +198,7 @@ def main() -> None:
     table = simulate(candidates, tables, pairs, draws=args.draws, n_seeds=args.seeds, seed=args.seed, fixed=fixed)
     print(f"{len(pairs)} pairs, {len(candidates)} candidates, {args.draws} draws of {args.seeds} seeds; score = "
           "(right + half the abstentions) / the other pairs")
-    print(f"{'rule':<52} {'mean':>6} {'sd':>6} {'vs default':>10} {'beats it':>8} {'criteria':>8}")
+    print(f"{'rule':<52} {'mean':>6} {'sd':>6} {'vs bands':>10} {'beats it':>8} {'criteria':>8}")
     for name, r in sorted(table.items(), key=lambda kv: -kv[1]["mean"]):
         print(f"{name:<52} {r['mean']:6.3f} {r['sd']:6.3f} {r['vs_default']:+10.3f} {r['beats_default']:8.2f} "
               f"{r['criteria']:8.1f}")
