@@ -126,7 +126,8 @@ def run_all(s: RunCommand) -> dict:
             log.info("phase %s: done already", name)
         else:
             if rerun_upstream or (before is not None and before.fingerprint != prints[name]):
-                log.info("phase %s: its settings or an earlier phase changed; running it again", name)
+                if before is not None:  # a new run's later phases have nothing to run again
+                    log.info("phase %s: its settings or an earlier phase changed; running it again", name)
                 reset(run, name)
             log.info("phase %s", name)
             record[name] = PhaseRecord(fingerprint=prints[name], done=False, settings=settings[name])

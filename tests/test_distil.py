@@ -246,11 +246,12 @@ def test_minilm_and_hf_reward_model_features(tmp_path):
     assert s.shape == (2,) and s[0] > s[1]
 
 
-def test_run_chains_every_phase_and_resumes_for_free(fake, seeds, corpus, tmp_path):
+def test_run_chains_every_phase_and_resumes_for_free(fake, seeds, corpus, tmp_path, caplog):
     args = ["run", "--pairs", str(seeds), "--corpus", str(corpus), "--out", str(tmp_path / "run"), "--base-url",
             fake.base_url, "--model", "fake", "--n-criteria", "4", "--no-kb", "--n-pairs", "30", "--fraction", "0.2",
             "--retry-backoff", "0.01"]
     assert main(args) == 0
+    assert not [r for r in caplog.records if "running it again" in r.getMessage()]  # a new run runs nothing again
     run = tmp_path / "run"
     for name in ("criteria.json", "labelled.jsonl", "scorer/scorer.json", "scored.parquet/_SUCCESS",
                  "selected.jsonl", "report.html"):
@@ -264,7 +265,10 @@ def test_run_chains_every_phase_and_resumes_for_free(fake, seeds, corpus, tmp_pa
     assert len(fake.requests) == before and (run / "selected.jsonl").exists()
     scored_at = (run / "scored.parquet" / "_SUCCESS").stat().st_mtime_ns
     args[args.index("--fraction") + 1] = "0.1"  # a changed setting reruns its phase (and only it)
+    caplog.clear()
     assert main(args) == 0
+    assert [r.getMessage() for r in caplog.records if "running it again" in r.getMessage()] == [
+        "phase select: its settings or an earlier phase changed; running it again"]
     assert len((run / "selected.jsonl").read_text().splitlines()) == 12
     assert len(fake.requests) == before and (run / "scored.parquet" / "_SUCCESS").stat().st_mtime_ns == scored_at
     phases = json.loads((run / "run.json").read_text())["phases"]
