@@ -10,10 +10,10 @@ rm -rf "$RUN"
 phase() { local name=$1; shift; local t0=$SECONDS; "$@"; echo "[demo] $name took $((SECONDS - t0)) s"; }
 probe=$("$PY" eval/benchmarks/bench_backend.py --prefill-only)  # timings below depend on it
 echo "[demo] $probe"
-# The reference run (README): 1,087 s at 196 prompt tokens/s; time here scales about inversely with the speed.
+# The reference run (README): 4,478 s at 47 prompt tokens/s; time here scales about inversely with the speed.
 speed=$(grep -o '[0-9]\+ prompt tokens/s' <<<"$probe" | grep -o '^[0-9]\+' || true)
 if [ -n "$speed" ] && [ "$speed" -gt 0 ]; then
-    echo "[demo] expect about $(( (1087 * 196 / speed + 59) / 60 )) minutes here (18 minutes at 196 prompt tokens/s)"
+    echo "[demo] expect about $(( (4478 * 47 / speed + 59) / 60 )) minutes here (18 minutes at 196 prompt tokens/s)"
 fi
 phase "run: mine 30 seed pairs, judge 60 corpus pairs, train, score 2,152 docs, select 30%" \
     "$PY" -m critmine.cli run --pairs data/argument/seed.jsonl --corpus data/corpus/documents.jsonl --out "$RUN" \
