@@ -44,10 +44,10 @@ def test_rules_choose_from_the_seeds_and_are_scored_on_the_other_pairs():
     # the seeds show the oracle is right and the contrarian wrong: every choosing rule keeps the oracle alone or
     # with noise, and is right on (nearly) every other pair
     assert table["top 1 by evidence"]["mean"] == 1.0
-    assert table["bands"]["mean"] == 1.0 and table["bands"]["vs_default"] == 0.0
+    assert table["bands"]["mean"] == 1.0 and table["bands"]["vs_bands"] == 0.0
     assert table["forward selection"]["mean"] == 1.0
     # voting every candidate lets the contrarian cancel the oracle: the noise decides
-    assert table["every candidate"]["mean"] < 0.8 and table["every candidate"]["beats_default"] == 0.0
+    assert table["every candidate"]["mean"] < 0.8 and table["every candidate"]["beats_bands"] == 0.0
     share_a = sum(p.better == "a" for p in pairs) / len(pairs)
     assert abs(table["always a"]["mean"] - share_a) < 0.1 and table["always a"]["criteria"] == 0
 

@@ -9,8 +9,8 @@ prints, for the same test pairs and the same judgments:
   fitted weights     non-negative weights fitted on the seed pairs (the L2 strength chosen by k-fold, ensemble.py)
   majority           the criteria's verdicts counted
   without computed   the verbal criteria alone
-  bands rule         the criteria the default rule (--ensemble bands) would vote, when the run voted more
-                     (e.g. --ensemble above)
+  bands rule         the criteria the bands rule (--ensemble bands) would vote, when the run voted more
+                     (e.g. with the default --ensemble above)
   each criterion     alone
 
     python eval/benchmarks/revote.py --work runs/bench20-forum --pairs data/forum/dev.jsonl [--sample 200 --seed 0]

@@ -133,8 +133,8 @@ def simulate(candidates: list[Criterion], tables: Tables, pairs: list[Pair], *, 
             per.setdefault(name, []).append(row)
     base = [s for s, _ in per["bands"]]
     return {name: {"mean": statistics.fmean(s for s, _ in rows), "sd": statistics.pstdev(s for s, _ in rows),
-                   "vs_default": statistics.fmean(s - b for (s, _), b in zip(rows, base, strict=True)),
-                   "beats_default": sum(s > b + 1e-12 for (s, _), b in zip(rows, base, strict=True)) / len(base),
+                   "vs_bands": statistics.fmean(s - b for (s, _), b in zip(rows, base, strict=True)),
+                   "beats_bands": sum(s > b + 1e-12 for (s, _), b in zip(rows, base, strict=True)) / len(base),
                    "criteria": statistics.fmean(n for _, n in rows)} for name, rows in per.items()}
 
 
@@ -200,7 +200,7 @@ def main() -> None:
           "(right + half the abstentions) / the other pairs")
     print(f"{'rule':<52} {'mean':>6} {'sd':>6} {'vs bands':>10} {'beats it':>8} {'criteria':>8}")
     for name, r in sorted(table.items(), key=lambda kv: -kv[1]["mean"]):
-        print(f"{name:<52} {r['mean']:6.3f} {r['sd']:6.3f} {r['vs_default']:+10.3f} {r['beats_default']:8.2f} "
+        print(f"{name:<52} {r['mean']:6.3f} {r['sd']:6.3f} {r['vs_bands']:+10.3f} {r['beats_bands']:8.2f} "
               f"{r['criteria']:8.1f}")
     if args.json:
         args.json.write_text(json.dumps(table, indent=1))
