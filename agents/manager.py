@@ -49,6 +49,7 @@ class Manager:
         self.client = client
         self.vetter = vetter
         self.refused: list[tuple[Criterion, str]] = []  # refused proposals and rewrites, until take_refused()
+        self.refused_proposals: list[tuple[Criterion, str]] = []  # every refused proposal of the run, kept
         self.retry_temperature = retry_temperature
         self.max_text_chars = max_text_chars
         self.warmup_batch_chars = warmup_batch_chars
@@ -89,9 +90,11 @@ class Manager:
         """Up to n new criteria, distinct from the kept and the banned ones; asks again (up to `attempts`
         calls) while a small manager returns fewer than asked. Follow-up calls sample at `retry_temperature`
         so that a model which repeats itself at temperature 0 can still come up with something new; a call that
-        brings nothing new (only repeats of refused proposals) ends the asking."""
+        brings nothing new (only repeats of refused proposals) ends the asking. Proposals refused in earlier
+        rounds are shown again and not recorded twice."""
         out: list[Criterion] = []
-        refused: list[tuple[Criterion, str]] = []
+        refused = list(self.refused_proposals)
+        earlier = len(refused)
         for attempt in range(attempts):
             if len(out) >= n:
                 break
@@ -107,7 +110,8 @@ class Manager:
             if not new and repeats_only:
                 break  # nothing, or only what was refused already: asking again would cost a call for the same
             out += new
-        self.refused += refused
+        self.refused += refused[earlier:]
+        self.refused_proposals = refused
         return out
 
     async def _propose_once(self, n: int, observations: Sequence[str], keep: Sequence[Criterion],
@@ -122,6 +126,7 @@ class Manager:
             return [], []
         out: list[Criterion] = []
         bad: list[tuple[Criterion, str]] = []
+        logged = {c.name for c, _ in refused}  # one log line per refused name, however often it comes back
         for item in res.data.get("criteria", []):
             if not isinstance(item, dict):
                 continue
@@ -129,7 +134,9 @@ class Manager:
                           description=str(item.get("description", "")).strip(), origin=origin)
             why = "empty" if not c.name or not c.description else self._refuse(c, [*keep, *banned, *out])
             if why:
-                log.info("manager's proposal %r refused: %s", c.name, why)
+                if c.name not in logged:
+                    log.info("manager's proposal %r refused: %s", c.name, why)
+                    logged.add(c.name)
                 bad.append((c, why))
                 continue
             out.append(c)

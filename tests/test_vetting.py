@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from types import SimpleNamespace
+
 import pytest
 
 from critmine.agents import knowledge
+from critmine.agents.manager import Manager
 from critmine.agents.vetting import Vetter
 from critmine.records import Criterion
 
@@ -77,3 +82,30 @@ def test_the_same_name_words_in_another_order_are_a_repeat(vetter):
     have = Criterion(name="more_information_and_context", description="Prefer the text that gives more context.")
     again = Criterion(name="more_context_and_information", description="Prefer the text with background and facts.")
     assert vetter.refuse(again, [have]) == "repeats more_information_and_context"
+
+
+class _RepeatingManagerLLM:
+    """A manager LLM that answers every proposal request with the same refused stub, twice per answer."""
+
+    def __init__(self):
+        self.prompts: list[str] = []
+
+    async def chat(self, messages, **_):
+        self.prompts.append(messages[-1]["content"])
+        stub = {"name": "econom_growth", "description": ""}
+        return SimpleNamespace(failed=False, data={"criteria": [stub, stub]})
+
+
+def test_a_refused_proposal_is_logged_and_recorded_once_across_answers_and_rounds(caplog):
+    caplog.set_level(logging.INFO)
+    llm = _RepeatingManagerLLM()
+    manager = Manager(llm)
+    for _ in range(2):  # two rounds of proposals, as two mining iterations ask
+        assert asyncio.run(manager.propose(2, ["longer is better"], [], [])) == []
+    # Round one: the first answer brings the stub twice, the retry only repeats it, so asking stops there.
+    # Round two: the manager is told of the earlier refusal, repeats it, and is not asked again.
+    assert len(llm.prompts) == 3
+    assert "Proposals refused" not in llm.prompts[0] and "- econom_growth: empty" in llm.prompts[2]
+    lines = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert lines == ["manager's proposal 'econom_growth' refused: empty"]
+    assert [r["name"] for r in manager.take_refused()] == ["econom_growth"]
