@@ -131,6 +131,32 @@ def test_mine_and_eval_write_a_self_contained_report(fake, seeds, tmp_path):
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 
+def test_benchmark_that_mines_no_usable_criterion_says_so_in_one_line(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.conftest import make_script
+    from tests.fake_server import FakeLLMServer
+
+    d = tmp_path / "bench"
+    d.mkdir()
+    (d / "seed.jsonl").write_text("".join(json.dumps(p) + "\n" for p in make_pairs()))
+    (d / "test.jsonl").write_text("".join(json.dumps({**p, "id": f"t{i}"}) + "\n" for i, p in enumerate(make_pairs())))
+    script = make_script()
+    script.initial = script.replacements = [{"name": "edu_basic_relevance", "description": "The criterion"}]
+    root = Path(__file__).resolve().parents[1]
+    with FakeLLMServer(script) as fake:
+        proc = subprocess.run([sys.executable, str(root / "eval" / "benchmarks" / "benchmark.py"), "--pairs-dir",
+                               str(d), "--work", str(tmp_path / "work"), "--base-url", fake.base_url, "--model",
+                               "fake", "--no-kb", "--baselines", "length", "--scorer-pairs", "0"],
+                              capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if "INFO" not in line]
+    assert errors == [next(line for line in errors if "proposed no usable criterion" in line)]
+    assert not (tmp_path / "work" / "criteria.json").exists() and not (tmp_path / "work" / "benchmark.json").exists()
+
+
 def test_benchmark_table_has_flow_scorer_and_baselines(fake, tmp_path):
     import subprocess
     import sys
@@ -148,9 +174,12 @@ def test_benchmark_table_has_flow_scorer_and_baselines(fake, tmp_path):
     root = Path(__file__).resolve().parents[1]
     cmd = [sys.executable, str(root / "eval" / "benchmarks" / "benchmark.py"), "--pairs-dir", str(d), "--work",
            str(tmp_path / "work"), "--base-url", fake.base_url, "--model", "fake", "--kb-max-candidates", "0",
-           "--baselines", "length,random", "--scorer-pairs", "40", "--scorer-corpus", str(tmp_path / "corpus.jsonl")]
+           "--baselines", "length,random", "--scorer-pairs", "40", "--scorer-corpus", str(tmp_path / "corpus.jsonl"),
+           "--no-reflection"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    mined_with = json.loads((tmp_path / "work" / "config.json").read_text())  # the ablation flag reached mining
+    assert mined_with["no_reflection"] is True and mined_with["no_kb"] is False
     table = json.loads((tmp_path / "work" / "benchmark.json").read_text())
     methods = [r["method"] for r in table["rows"]]
     assert methods == ["Flow", "Scorer (hashing)", "length", "random"]

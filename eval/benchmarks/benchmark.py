@@ -2,7 +2,7 @@
 
     python eval/benchmarks/benchmark.py --pairs-dir data/forum [--out FILE.json] [--sample N --seed S] [--base-url URL]
         [--work RUN_DIR] [--scorer SCORER_DIR | --scorer-corpus CORPUS --scorer-pairs N --group-by KEY]
-        [--scorer-pairs 0 (no scorer row)] [--ensemble bands|above|forward]
+        [--scorer-pairs 0 (no scorer row)] [--ensemble bands|above|forward] [--no-reflection] [--no-kb]
 
 DIR holds seed.jsonl and test.jsonl (or dev.jsonl). Prints one table (method, accuracy with 95% CI, coverage,
 LLM calls, tokens, wall time) and writes it as JSON. Uses the embedded model unless --base-url is given.
@@ -24,6 +24,7 @@ from pathlib import Path
 from critmine.artifacts import RunLayout, parts_of
 from critmine.config import EndpointConfig, MineConfig
 from critmine.defaults import DEFAULT_MODEL
+from critmine.errors import RunStopped
 from critmine.eval.baselines import BASELINES
 from critmine.eval.evaluate import run_eval, run_scorer_eval
 from critmine.eval.metrics import paired_difference
@@ -110,6 +111,8 @@ def main() -> int:
     ap.add_argument("--ensemble", default=MineConfig.model_fields["ensemble"].default,
                     choices=typing.get_args(MineConfig.model_fields["ensemble"].annotation),
                     help="how mining chooses the voting criteria (critmine mine --ensemble)")
+    ap.add_argument("--no-reflection", action="store_true", help="ablation: critmine mine --no-reflection")
+    ap.add_argument("--no-kb", action="store_true", help="ablation: critmine mine --no-kb")
     ap.add_argument("--baselines", default=",".join(BASELINES))
     ap.add_argument("--injection", action=argparse.BooleanOptionalAction, default=True,
                     help="also probe the flow with planted instructions (doubles the flow's evaluation)")
@@ -134,7 +137,8 @@ def main() -> int:
         if mined:
             run_mine(MineConfig(pairs=str(seeds), out=str(work), manager=endpoint, worker=endpoint,
                                 n_criteria=args.n_criteria, iterations=args.iterations,
-                                kb_max_candidates=args.kb_max_candidates, ensemble=args.ensemble),
+                                kb_max_candidates=args.kb_max_candidates, ensemble=args.ensemble,
+                                no_reflection=args.no_reflection, no_kb=args.no_kb),
                      resume=run.config.exists())
         usage = Usage.model_validate_json(run.usage.read_text()).total()
         mine_row = {"method": "(mining on seeds)", "llm_calls": usage.answers, "paid": usage.calls if mined else 0,
@@ -156,6 +160,9 @@ def main() -> int:
     except InputError as e:
         print(str(e), file=sys.stderr)
         return 2
+    except RunStopped as e:  # e.g. mining found no usable criterion: one line, as `critmine mine` says it
+        print(str(e), file=sys.stderr)
+        return 1
     print(f"\nseed {seeds} -> test {test} ({flow['n_pairs']} pairs), model {args.model}")
     print_table(rows)
     maj = rows[0]["majority_accuracy"]
