@@ -127,11 +127,15 @@ class Manager:
         out: list[Criterion] = []
         bad: list[tuple[Criterion, str]] = []
         logged = {c.name for c, _ in refused}  # one log line per refused name, however often it comes back
+        have = {c.name for c in keep}  # criteria it already has: saying one again is no proposal, nor a refusal
         for item in res.data.get("criteria", []):
             if not isinstance(item, dict):
                 continue
             c = Criterion(name=normalise_name(str(item.get("name", ""))),
                           description=str(item.get("description", "")).strip(), origin=origin)
+            if c.name in have or any(o.name == c.name for o in out):
+                log.debug("manager's proposal %r repeats a criterion it has; ignored", c.name)
+                continue
             why = "empty" if not c.name or not c.description else self._refuse(c, [*keep, *banned, *out])
             if why:
                 if c.name not in logged:

@@ -109,3 +109,25 @@ def test_a_refused_proposal_is_logged_and_recorded_once_across_answers_and_round
     lines = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
     assert lines == ["manager's proposal 'econom_growth' refused: empty"]
     assert [r["name"] for r in manager.take_refused()] == ["econom_growth"]
+
+
+class _ScriptedManagerLLM:
+    """A manager LLM that gives the scripted proposal answers in turn."""
+
+    def __init__(self, answers: list[list[dict]]):
+        self.answers = answers
+
+    async def chat(self, messages, **_):
+        return SimpleNamespace(failed=False, data={"criteria": self.answers.pop(0)})
+
+
+def test_a_proposal_that_repeats_a_criterion_the_manager_has_is_ignored_not_refused():
+    details = {"name": "more_details", "description": "Prefer the text that gives more details and examples."}
+    clarity = {"name": "clear_structure", "description": "Prefer the text whose ideas follow in a clear order."}
+    llm = _ScriptedManagerLLM([[details, details], [details, clarity], [details], [clarity]])
+    manager = Manager(llm)
+    got = asyncio.run(manager.propose(3, ["the better text explains more"], [], []))
+    # The first answer says one criterion twice, the second repeats it and adds one, the third brings nothing new:
+    # the asking ends there (the fourth answer is never asked for).
+    assert [c.name for c in got] == ["more_details", "clear_structure"] and len(llm.answers) == 1
+    assert manager.take_refused() == []  # a criterion it kept is not listed as refused
