@@ -103,8 +103,9 @@ class Manager:
                                                 temperature)
             seen = {c.name for c, _ in refused}
             repeats_only = all(c.name in seen for c, _ in bad)
-            for c, why in bad:  # each refused name once, with its first reason
+            for c, why in bad:  # each refused name once, with its first reason, logged when first refused
                 if c.name not in seen:
+                    log.info("manager's proposal %r refused: %s", c.name, why)
                     refused.append((c, why))
                     seen.add(c.name)
             if not new and repeats_only:
@@ -126,24 +127,21 @@ class Manager:
             return [], []
         out: list[Criterion] = []
         bad: list[tuple[Criterion, str]] = []
-        logged = {c.name for c, _ in refused}  # one log line per refused name, however often it comes back
         have = {c.name for c in keep}  # criteria it already has: saying one again is no proposal, nor a refusal
         for item in res.data.get("criteria", []):
             if not isinstance(item, dict):
                 continue
             c = Criterion(name=normalise_name(str(item.get("name", ""))),
                           description=str(item.get("description", "")).strip(), origin=origin)
-            if c.name in have or any(o.name == c.name for o in out):
+            if c.name in have:
                 log.debug("manager's proposal %r repeats a criterion it has; ignored", c.name)
                 continue
             why = "empty" if not c.name or not c.description else self._refuse(c, [*keep, *banned, *out])
             if why:
-                if c.name not in logged:
-                    log.info("manager's proposal %r refused: %s", c.name, why)
-                    logged.add(c.name)
                 bad.append((c, why))
                 continue
             out.append(c)
+            have.add(c.name)
         return out[:n], bad
 
     def _refuse(self, c: Criterion, others: Sequence[Criterion]) -> str | None:
