@@ -368,6 +368,7 @@ class MiningFlow:
             snapshot = await app.aget_state(config)
             if resume and snapshot.next:
                 log.info("resuming at %s", ", ".join(snapshot.next))
+                self.manager.remember_refused(snapshot.values.get("refused") or [])
                 return await app.ainvoke(None, config)
             if resume and snapshot.values.get("done"):
                 log.info("run already finished; nothing to resume")

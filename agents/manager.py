@@ -48,7 +48,7 @@ class Manager:
         """`vetter` refuses proposals and rewrites that are not criteria (agents/vetting.py)."""
         self.client = client
         self.vetter = vetter
-        self.refused: list[tuple[Criterion, str]] = []  # refused proposals and rewrites, until take_refused()
+        self.refused: list[tuple[Criterion, str, str]] = []  # refused (criterion, why, kind), until take_refused()
         self.refused_proposals: list[tuple[Criterion, str]] = []  # every refused proposal of the run, kept
         self.retry_temperature = retry_temperature
         self.max_text_chars = max_text_chars
@@ -70,10 +70,18 @@ class Manager:
         return batches
 
     def take_refused(self) -> list[dict]:
-        """The proposals and rewrites refused since the last call, as records (name, description, why)."""
-        out = [{"name": c.name, "description": c.description, "why": why} for c, why in self.refused]
+        """The proposals and rewrites refused since the last call, as records (name, description, why, kind:
+        "proposal" or "rewrite")."""
+        out = [{"name": c.name, "description": c.description, "why": why, "kind": kind}
+               for c, why, kind in self.refused]
         self.refused = []
         return out
+
+    def remember_refused(self, records: Sequence[dict]) -> None:
+        """Take back the refused proposals among a run's records (take_refused's), as a resumed run must: a name
+        refused before the resume is shown to the manager again and not listed twice."""
+        self.refused_proposals = [(Criterion(name=r["name"], description=r["description"]), r["why"])
+                                  for r in records if r.get("kind") == "proposal"]
 
     async def warmup(self, pairs: Sequence[Pair]) -> list[str]:
         """Why is the better text better? One call per batch of pairs that fits the context."""
@@ -89,7 +97,8 @@ class Manager:
                       banned: Sequence[Criterion], origin: str = "proposed", attempts: int = 3) -> list[Criterion]:
         """Up to n new criteria, distinct from the kept and the banned ones; asks again (up to `attempts`
         calls) while a small manager returns fewer than asked. Follow-up calls sample at `retry_temperature`
-        so that a model which repeats itself at temperature 0 can still come up with something new; a call that
+        so that a model which repeats itself at temperature 0 can still come up with something new (each with its
+        own seed: a fresh run asks and gets the same); a call that
         brings nothing new (only repeats of refused proposals) ends the asking. Proposals refused in earlier
         rounds are shown again and not recorded twice."""
         out: list[Criterion] = []
@@ -100,7 +109,7 @@ class Manager:
                 break
             temperature = 0.0 if attempt == 0 else self.retry_temperature
             new, bad = await self._propose_once(n - len(out), observations, [*keep, *out], banned, refused, origin,
-                                                temperature)
+                                                temperature, seed=attempt)
             seen = {c.name for c, _ in refused}
             repeats_only = all(c.name in seen for c, _ in bad)
             for c, why in bad:  # each refused name once, with its first reason, logged when first refused
@@ -111,17 +120,17 @@ class Manager:
             if not new and repeats_only:
                 break  # nothing, or only what was refused already: asking again would cost a call for the same
             out += new
-        self.refused += refused[earlier:]
+        self.refused += [(c, why, "proposal") for c, why in refused[earlier:]]
         self.refused_proposals = refused
         return out
 
     async def _propose_once(self, n: int, observations: Sequence[str], keep: Sequence[Criterion],
                             banned: Sequence[Criterion], refused: Sequence[tuple[Criterion, str]], origin: str,
-                            temperature: float) -> tuple[list[Criterion], list[tuple[Criterion, str]]]:
+                            temperature: float, seed: int) -> tuple[list[Criterion], list[tuple[Criterion, str]]]:
         """(accepted proposals, refused ones with the reason); earlier refusals are shown to the manager."""
         msgs = render_messages("manager_propose.j2", n=n, observations=list(observations), keep=list(keep),
                                banned=list(banned), refused=[{"name": c.name, "why": why} for c, why in refused])
-        res = await self.client.chat(msgs, phase="propose", max_tokens=120 * n + 50, temperature=temperature,
+        res = await self.client.chat(msgs, phase="propose", max_tokens=120 * n + 50, temperature=temperature, seed=seed,
                                      json_schema=proposal_schema(n))
         if res.failed or not isinstance(res.data, dict):
             return [], []
@@ -173,6 +182,6 @@ class Manager:
             return None
         if self.vetter is not None and (why := self.vetter.refuse_description(desc)):
             log.info("manager's rewrite of %s refused: %s", criterion.name, why)
-            self.refused.append((criterion.model_copy(update={"description": desc}), why))
+            self.refused.append((criterion.model_copy(update={"description": desc}), why, "rewrite"))
             return None
         return desc

@@ -208,3 +208,13 @@ def test_multi_verdict_reads_each_criterion_letter_at_its_own_position():
 
     assert choice_constraint("llamacpp", ["A", "B", "N"], 3) == {
         "grammar": 'root ::= c " " c " " c\nc ::= "A" | "B" | "N"'}
+
+
+def test_a_sampled_request_carries_a_seed_and_a_greedy_one_does_not():
+    from critmine.llm.client import request_params
+
+    greedy, _ = request_params("llamacpp", 100, 0.0, None, None, None)
+    assert "seed" not in greedy  # verdicts and first proposals: the cache keys of earlier runs still match
+    first, _ = request_params("vllm", 100, 0.8, None, None, None)
+    second, _ = request_params("vllm", 100, 0.8, None, None, None, seed=2)
+    assert first["seed"] == 0 and second["seed"] == 2  # a fresh run samples what the last one did; retries differ

@@ -108,7 +108,24 @@ def test_a_refused_proposal_is_logged_and_recorded_once_across_answers_and_round
     assert "Proposals refused" not in llm.prompts[0] and "- econom_growth: empty" in llm.prompts[2]
     lines = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
     assert lines == ["manager's proposal 'econom_growth' refused: empty"]
-    assert [r["name"] for r in manager.take_refused()] == ["econom_growth"]
+    assert [(r["name"], r["kind"]) for r in manager.take_refused()] == [("econom_growth", "proposal")]
+
+
+def test_a_resumed_manager_remembers_the_proposals_refused_before_the_resume(caplog):
+    caplog.set_level(logging.INFO)
+    first = Manager(_RepeatingManagerLLM())
+    asyncio.run(first.propose(2, ["longer is better"], [], []))
+    records = first.take_refused() + [{"name": "clarity", "description": "x", "why": "too short", "kind": "rewrite"}]
+    caplog.clear()
+    llm = _RepeatingManagerLLM()
+    resumed = Manager(llm)  # a new process: what it knows of earlier refusals comes from the run's records
+    resumed.remember_refused(records)
+    assert asyncio.run(resumed.propose(2, ["longer is better"], [], [])) == []
+    # It is told of the refusal at once, stops when the answer only repeats it, and neither logs nor records it again;
+    # a refused rewrite is not a proposal to remember.
+    assert len(llm.prompts) == 1 and "- econom_growth: empty" in llm.prompts[0] and "clarity" not in llm.prompts[0]
+    assert not [r for r in caplog.records if "refused" in r.getMessage()]
+    assert resumed.take_refused() == []
 
 
 class _ScriptedManagerLLM:

@@ -110,9 +110,13 @@ def _tokens(choice: dict) -> list[str]:
 
 
 def request_params(kind: ServerKind, max_tokens: int, temperature: float, json_schema: dict | None,
-                   choices: list[str] | None, top_logprobs: int | None, slots: int = 1) -> tuple[dict, dict]:
-    """(OpenAI parameters, server-specific extra_body) of one chat request; both are part of the cache key."""
+                   choices: list[str] | None, top_logprobs: int | None, slots: int = 1,
+                   seed: int | None = None) -> tuple[dict, dict]:
+    """(OpenAI parameters, server-specific extra_body) of one chat request; both are part of the cache key. A sampled
+    request (temperature > 0) carries a seed (0 unless given), so that a fresh run samples the same answer."""
     params: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature}
+    if temperature > 0:
+        params["seed"] = seed or 0
     extra: dict[str, Any] = dict(prompt_cache_hint(kind))
     if json_schema is not None:
         params["response_format"] = {"type": "json_schema", "json_schema": {
@@ -251,19 +255,20 @@ class LLMClient:
     async def chat(self, messages: list[dict], *, phase: str, max_tokens: int = 256, temperature: float = 0.0,
                    json_schema: dict | None = None, choices: list[str] | None = None,
                    top_logprobs: int | None = None, parse: Callable[[str], Any] | None = None,
-                   slots: int = 1) -> LLMResult:
+                   slots: int = 1, seed: int | None = None) -> LLMResult:
         """One chat completion. Never raises for server trouble: a call that keeps failing returns failed=True.
 
         `parse` turns the text into `data`; a parse error counts as a bad answer and is retried, and only
         answers that parse are cached. A verdict request (`choices` with `top_logprobs`) needs an answer with a
         distribution over the choices, likewise; `slots` > 1 asks for that many choices in one answer ("A B N"),
-        each with its distribution. Raises BudgetExceeded when the budget is spent, and
+        each with its distribution. `seed` picks a sampled request's seed (two samples of one prompt differ in
+        it). Raises BudgetExceeded when the budget is spent, and
         EndpointError when the server never returns top_logprobs (checked on the run's first verdicts).
         """
         if json_schema is not None and parse is None:
             parse = parse_json_tolerant
         params, extra = request_params(self.endpoint.kind, max_tokens, temperature, json_schema, choices,
-                                       top_logprobs, slots)
+                                       top_logprobs, slots, seed)
         key = request_key(self.endpoint.model, messages, {**params, **extra})
         letters = verdict_letters(choices, top_logprobs)
         stats = self.usage.phase(phase)

@@ -54,7 +54,7 @@ def sampling_params(params: dict[str, Any], extra: dict[str, Any]):
     elif fmt := params.get("response_format"):
         structured = StructuredOutputsParams(json=fmt["json_schema"]["schema"])
     return SamplingParams(temperature=params.get("temperature", 0.0), max_tokens=params.get("max_tokens", 256),
-                          logprobs=params.get("top_logprobs"), structured_outputs=structured)
+                          logprobs=params.get("top_logprobs"), structured_outputs=structured, seed=params.get("seed"))
 
 
 class VllmOfflineTransport:
