@@ -21,10 +21,10 @@ mine_even_without_signal() { cm mine "$@" || { local rc=$?; [ "$rc" -eq 4 ] || r
 
 probe=$("$PY" eval/benchmarks/bench_backend.py --prefill-only)  # timings below depend on it
 echo "[demo] $probe"
-# The reference run (README): 1,060 s at 141 prompt tokens/s; time here scales about inversely with the speed.
+# The reference run (README): 876 s at 141 prompt tokens/s; time here scales about inversely with the speed.
 speed=$(grep -o '[0-9]\+ prompt tokens/s' <<<"$probe" | grep -o '^[0-9]\+' || true)
 if [ -n "$speed" ] && [ "$speed" -gt 0 ]; then
-    echo "[demo] expect about $(( (1060 * 141 / speed + 59) / 60 )) minutes here"
+    echo "[demo] expect about $(( (876 * 141 / speed + 59) / 60 )) minutes here"
 fi
 
 mkdir -p "$PAIRS"
