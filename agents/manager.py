@@ -96,11 +96,10 @@ class Manager:
     async def propose(self, n: int, observations: Sequence[str], keep: Sequence[Criterion],
                       banned: Sequence[Criterion], origin: str = "proposed", attempts: int = 3) -> list[Criterion]:
         """Up to n new criteria, distinct from the kept and the banned ones; asks again (up to `attempts`
-        calls) while a small manager returns fewer than asked. Follow-up calls sample at `retry_temperature`
-        so that a model which repeats itself at temperature 0 can still come up with something new (each with its
-        own seed: a fresh run asks and gets the same); a call that
-        brings nothing new (only repeats of refused proposals) ends the asking. Proposals refused in earlier
-        rounds are shown again and not recorded twice."""
+        calls) while a small manager returns fewer than asked. Follow-up calls sample at `retry_temperature`,
+        each with its own seed (a fresh run gets the same answers), so that a model which repeats itself at
+        temperature 0 can still come up with something new; a call that brings nothing new (only repeats of refused
+        proposals) ends the asking. Proposals refused in earlier rounds are shown again and not recorded twice."""
         out: list[Criterion] = []
         refused = list(self.refused_proposals)
         earlier = len(refused)
