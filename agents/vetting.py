@@ -35,6 +35,28 @@ def content_words(text: str) -> set[str]:
     return {w for w in tokens(text) if w not in _STOP and len(w) > 2 and not w.isdigit()}
 
 
+_SUFFIXES = sorted(("ability ibility ation ative ness ency ence ity ing ent ant ive ous ful able ible "
+                    "ual al ly ed es s y").split(), key=len, reverse=True)
+
+
+def stem(word: str) -> str:
+    """The word without its longest common English suffix, so that fluency ~ fluent and coherence ~ coherent."""
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3 and not (suffix == "s" and word.endswith("ss")):
+            return word[: -len(suffix)]
+    return word
+
+
+_POLARITY = {"more", "less", "most", "no", "not"}  # stop words that turn a name around (more_code, no_shouting)
+
+
+def name_stems(name: str) -> frozenset[str]:
+    """What a criterion's name says it measures: its content and polarity words, stemmed, without words any name
+    could have."""
+    words = content_words(name.replace("_", " ")) | (set(tokens(name.replace("_", " "))) & _POLARITY)
+    return frozenset(stem(w) for w in words - _EMPTY_NAME)
+
+
 class Vetter:
     """Refuses criteria that are not criteria, given the seed texts and the vocabulary of known criteria."""
 
@@ -88,9 +110,10 @@ class Vetter:
             return f"its name is a topic of the seed texts ({', '.join(topical)}), not a quality"
         if why := self.refuse_description(criterion.description):
             return why
-        mine = content_words(criterion.description)
+        mine, stems = content_words(criterion.description), name_stems(criterion.name)
         for o in others:
-            if o.name == criterion.name or content_words(o.name.replace("_", " ")) == name_words:
+            theirs_stems = name_stems(o.name)
+            if o.name == criterion.name or (theirs_stems and (stems <= theirs_stems or theirs_stems <= stems)):
                 return f"repeats {o.name}"
             theirs = content_words(o.description)
             if mine and theirs and len(mine & theirs) / len(mine | theirs) >= DUPLICATE_OVERLAP:

@@ -84,6 +84,24 @@ def test_the_same_name_words_in_another_order_are_a_repeat(vetter):
     assert vetter.refuse(again, [have]) == "repeats more_information_and_context"
 
 
+@pytest.mark.parametrize(("proposal", "kept", "repeat"), [
+    ("fluency", "fluent_language", True),  # seen in a run: fluency beside the knowledge base's fluent_language
+    ("coherent_structure", "coherence", True),
+    ("detailed_context", "contextual_details", True),
+    ("readable_text", "readability", True),
+    ("content_depth", "context", False),
+    ("lexical_variety", "richer_vocabulary", False),
+    ("spelling", "grammatical_correctness", False),
+    ("shorter_sentences", "more_sentences", False),  # the same noun, the other way round
+    ("less_shouting", "no_shouting", False),
+])
+def test_a_name_that_says_what_a_kept_name_says_in_other_word_forms_is_a_repeat(vetter, proposal, kept, repeat):
+    desc = "Prefer the text whose sentences read naturally and make their point plainly."
+    have = Criterion(name=kept, description="Prefer the text that an attentive reader follows without effort.")
+    reason = vetter.refuse(Criterion(name=proposal, description=desc), [have])
+    assert (reason == f"repeats {kept}") is repeat, reason
+
+
 class _RepeatingManagerLLM:
     """A manager LLM that answers every proposal request with the same refused stub, twice per answer."""
 
