@@ -120,7 +120,7 @@ def _evaluate(cmd: c.EvalCommand) -> Evaluated:
     result = blocking(run_eval, cmd.pairs, out, cmd.endpoints()[1], criteria_file=cmd.criteria,
                       baseline=cmd.baseline, sample=cmd.sample, seed=cmd.seed, max_text_chars=cmd.max_text_chars,
                       engine=cmd.engine, kv_cache_memory_bytes=cmd.kv_cache_memory_bytes, injection=cmd.attacks(),
-                      columns=cmd.columns())
+                      columns=cmd.columns(), reuse_cache=cmd.reuse_cache)
     report = None
     if cmd.criteria is not None and RunLayout(cmd.criteria.parent).snapshots():
         report = write_report(cmd.criteria.parent)[1]

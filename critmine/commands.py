@@ -201,6 +201,9 @@ class EvalCommand(Command, EndpointOptions, ColumnOptions):
     engine: Literal["server", "vllm-offline"] = Field(
         "server", description="vllm-offline: judge in-process with vllm.LLM, fully batched (--model: checkpoint)")
     kv_cache_memory_bytes: int | None = Field(None, description="vllm-offline: KV cache size (needed on CPU)")
+    reuse_cache: list[Path] = Field(default_factory=list, description="answer from these runs' response caches "
+                                    "first (a run directory or an llm_cache.sqlite), e.g. the `judge` run that "
+                                    "labelled these pairs: its verdicts are not paid twice")
 
     def attacks(self) -> bool | list[str]:
         """What run_eval's `injection` takes: False, True (every kind) or the kinds named."""

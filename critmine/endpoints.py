@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from critmine.config import EndpointConfig
@@ -37,10 +37,10 @@ def resolve(cfg: EndpointConfig, stack: contextlib.ExitStack, started: dict[str,
 @contextlib.asynccontextmanager
 async def worker_client(cfg: EndpointConfig, cache_path: Path, usage: Usage, *, engine: str = "server",
                         budget: Budget | None = None, kv_cache_memory_bytes: int | None = None,
-                        on_paid=None) -> AsyncIterator:
+                        on_paid=None, read_from: Sequence[Path] = ()) -> AsyncIterator:
     """One worker client for a whole command: the server (embedded if no URL) or the in-process vLLM engine, then
-    the response cache, all opened once and closed on the way out, whatever happens. The server starts first, so a
-    server that cannot start leaves no file behind."""
+    the response cache (answering also from the caches in `read_from`), all opened once and closed on the way out,
+    whatever happens. The server starts first, so a server that cannot start leaves no file behind."""
     cache: ResponseCache | None = None
     client: LLMClient | None = None
     try:
@@ -53,7 +53,7 @@ async def worker_client(cfg: EndpointConfig, cache_path: Path, usage: Usage, *, 
             else:
                 endpoint = resolve(cfg, stack, {})
                 transport = HttpTransport(endpoint)
-            cache = ResponseCache(cache_path)
+            cache = ResponseCache(cache_path, read_from)
             client = LLMClient(endpoint, usage=usage, cache=cache, budget=budget or Budget(), on_paid=on_paid,
                                transport=transport)
             yield client

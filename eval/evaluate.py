@@ -27,7 +27,8 @@ from critmine.records import Criterion, Judgment, Pair
 from critmine.scorer.model import Scorer
 
 log = logging.getLogger(__name__)
-OWN_FILES = ("eval.json", "llm_cache.sqlite")  # what makes an output directory an evaluation's own
+CACHE_FILE = "llm_cache.sqlite"
+OWN_FILES = ("eval.json", CACHE_FILE)  # what makes an output directory an evaluation's own
 
 
 def seed_ids_of(criteria_file: Path) -> set[str]:
@@ -108,13 +109,25 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def cache_files(paths: list[Path]) -> list[Path]:
+    """The response caches that `paths` name: a cache file, or a run directory with every llm_cache.sqlite in it."""
+    found = []
+    for path in paths:
+        files = sorted(path.rglob(CACHE_FILE)) if path.is_dir() else [path] if path.is_file() else []
+        if not files:
+            raise InputError(f"{path}: no response cache ({CACHE_FILE}) there to reuse")
+        found += files
+    return found
+
+
 async def _judge(pair_sets: list[list[Pair]], method: Method, worker_cfg: EndpointConfig, out: Path, usage: Usage,
-                 max_text_chars: int, engine: str, kv_cache_memory_bytes: int | None) -> list[list[Judgment]]:
+                 max_text_chars: int, engine: str, kv_cache_memory_bytes: int | None,
+                 reuse: list[Path]) -> list[list[Judgment]]:
     """Judge each set of pairs with the method, in one client session (one embedded server start)."""
     if method.heuristic:
         return [heuristic_judgments(pairs, method.heuristic) for pairs in pair_sets]
-    async with worker_client(worker_cfg, out / "llm_cache.sqlite", usage, engine=engine,
-                             kv_cache_memory_bytes=kv_cache_memory_bytes) as client:
+    async with worker_client(worker_cfg, out / CACHE_FILE, usage, engine=engine,
+                             kv_cache_memory_bytes=kv_cache_memory_bytes, read_from=reuse) as client:
         worker = Worker(client, max_text_chars=max_text_chars, template=method.template)
         results = []
         for pairs in pair_sets:
@@ -184,21 +197,25 @@ def run_scorer_eval(pairs_path: str, out: Path, scorer_dir: Path, *, sample: int
 def run_eval(pairs_path: str, out: Path, worker_cfg: EndpointConfig, *, criteria_file: Path | None = None,
              baseline: str | None = None, sample: int | None = None, seed: int = 0,
              max_text_chars: int = MAX_TEXT_CHARS, engine: str = "server", kv_cache_memory_bytes: int | None = None,
-             injection: bool | list[str] = False, columns: Columns | None = None) -> dict:
+             injection: bool | list[str] = False, columns: Columns | None = None,
+             reuse_cache: list[Path] | None = None) -> dict:
     """Judge held-out pairs with mined criteria or a baseline. `injection`: True for every attack kind of the
-    probe (baselines.ATTACKS), or a list of kinds; each kind is the same pairs with that attack planted."""
+    probe (baselines.ATTACKS), or a list of kinds; each kind is the same pairs with that attack planted.
+    `reuse_cache`: caches or run directories whose answers are reused (`judge` already asked for these verdicts)."""
     criteria: list[Criterion] = []
     if criteria_file is not None:
         criteria = load_criteria(criteria_file)
     method = method_for(baseline, criteria)
     pairs = load_test_pairs(pairs_path, criteria_file, sample, seed, columns)
+    reuse = cache_files(reuse_cache or [])
     check_output_dir(out, "a critmine evaluation", own=OWN_FILES)
     usage, t0 = Usage(), time.monotonic()  # `out` is created once the worker's server is up
     kinds = list(ATTACKS) if injection is True else list(injection or [])
     if unknown := [k for k in kinds if k not in ATTACKS]:
         raise InputError(f"unknown injection kind {', '.join(unknown)}: choose from {', '.join(ATTACKS)}")
     sets = [pairs] + [inject(pairs, kind) for kind in kinds]
-    judged = asyncio.run(_judge(sets, method, worker_cfg, out, usage, max_text_chars, engine, kv_cache_memory_bytes))
+    judged = asyncio.run(_judge(sets, method, worker_cfg, out, usage, max_text_chars, engine, kv_cache_memory_bytes,
+                                 reuse))
     result = summarise(pairs, method.criteria, judged[0])
     if kinds:
         by_kind = {}

@@ -4,7 +4,7 @@
 #   2. let them label 40 held-out argument dev pairs, their human labels hidden (the scorer's training data);
 #   3. train the scorer on those labels, score the bundled corpus (2,152 documents) and select 30% of it;
 #   4. measure the criteria on the same 40 pairs against their human labels: the verdicts of step 2 are replayed from
-#      its response cache (copied into the evaluation's directory), not paid twice; and the scorer on the other 360
+#      its response cache (`eval --reuse-cache`), not paid twice; and the scorer on the other 360
 #      dev pairs, which neither mining nor the scorer has seen.
 # Sized to finish within 20 minutes on 2 cores at ~140 prompt tokens/s: no reflection rounds (the README's ablation
 # table: they changed nothing on either development set) and 40 labelled pairs where a real run would label hundreds
@@ -50,9 +50,8 @@ phase "train the scorer" cm train --pairs "$RUN/labelled.jsonl" --out "$RUN/scor
 phase "score 2,152 documents" cm score --scorer "$RUN/scorer" --input data/corpus/documents.jsonl \
     --out "$RUN/scored.parquet"
 phase "select 30%" cm select --scored "$RUN/scored.parquet" --out "$RUN/selected.jsonl" --fraction 0.3
-mkdir -p "$RUN/eval" && cp "$RUN/labelled.jsonl.parts/llm_cache.sqlite" "$RUN/eval/"  # step 2's verdicts
 phase "eval criteria (the 40 judged pairs, human labels)" cm eval --pairs "$PAIRS/held-out.jsonl" \
-    --criteria "$RUN/criteria.json" --out "$RUN/eval"
+    --criteria "$RUN/criteria.json" --out "$RUN/eval" --reuse-cache "$RUN/labelled.jsonl.parts"  # step 2's verdicts
 phase "eval scorer (the other 360 dev pairs)" cm eval --pairs "$PAIRS/scorer-test.jsonl" --scorer "$RUN/scorer" \
     --out "$RUN/eval-scorer"
 cm report "$RUN"

@@ -263,3 +263,33 @@ def test_eval_counts_failed_calls_and_a_healthy_rerun_repairs_them(fake, seeds, 
     repaired = evaluate(fake.base_url, "eval")  # same --out: cached answers are reused, failed ones asked again
     assert repaired["failed_calls"] == 0 and repaired["paid_calls"] == faults
     assert repaired["flow_soft"] == clean["flow_soft"] and repaired["criteria"] == clean["criteria"]
+
+
+def test_eval_reuses_the_verdicts_a_judge_run_paid_for(fake, seeds, tmp_path, caplog):
+    _mine(fake, seeds, tmp_path / "run")
+    test_file, rows = _held_out(tmp_path)
+    unlabelled = tmp_path / "unlabelled.jsonl"
+    unlabelled.write_text("".join(json.dumps({**r, "better": None}) + "\n" for r in rows))
+    crit = str(tmp_path / "run" / "criteria.json")
+    assert main(["judge", "--criteria", crit, "--pairs", str(unlabelled), "--out", str(tmp_path / "labelled.jsonl"),
+                 "--base-url", fake.base_url, "--model", "fake"]) == 0
+    fresh = tmp_path / "eval-fresh"
+    assert main(["eval", "--pairs", str(test_file), "--criteria", crit, "--out", str(fresh),
+                 "--base-url", fake.base_url, "--model", "fake"]) == 0
+    reused = tmp_path / "eval-reused"
+    assert main(["eval", "--pairs", str(test_file), "--criteria", crit, "--out", str(reused), "--reuse-cache",
+                 str(tmp_path / "labelled.jsonl.parts"), "--base-url", fake.base_url, "--model", "fake"]) == 0
+    before, after = (json.loads((d / "eval.json").read_text()) for d in (fresh, reused))
+    assert before["paid_calls"] > 0 and after["paid_calls"] == 0  # every verdict came from the judge's cache
+    assert after["flow_soft"] == before["flow_soft"] and after["criteria"] == before["criteria"]
+    # The reused answers are now the evaluation's own: it replays without the judge's directory.
+    import shutil
+    shutil.rmtree(tmp_path / "labelled.jsonl.parts")
+    (reused / "eval.json").unlink()
+    assert main(["eval", "--pairs", str(test_file), "--criteria", crit, "--out", str(reused),
+                 "--base-url", fake.base_url, "--model", "fake"]) == 0
+    assert json.loads((reused / "eval.json").read_text())["paid_calls"] == 0
+    assert main(["eval", "--pairs", str(test_file), "--criteria", crit, "--out", str(tmp_path / "e3"),
+                 "--reuse-cache", str(tmp_path / "nowhere"), "--base-url", fake.base_url, "--model", "fake"]) == 2
+    assert any("no response cache" in r.getMessage() and "nowhere" in r.getMessage() for r in caplog.records)
+    assert not (tmp_path / "e3").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +19,27 @@ def request_key(model: str, messages: list[dict], params: dict) -> str:
 class ResponseCache:
     """Key → raw response JSON. Every put is committed at once, so a kill loses no finished call."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, read_from: Sequence[Path] = ()):
+        """`read_from`: other runs' caches, opened read-only; an answer found there is copied into this one (so
+        this run replays without them) and never paid again."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=60)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, response TEXT NOT NULL)")
+        self._others = [sqlite3.connect(f"{Path(p).resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+                        for p in read_from if Path(p).resolve() != self.path.resolve()]
 
     def get(self, key: str) -> dict[str, Any] | None:
-        row = self._db.execute("SELECT response FROM responses WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else None
+        query = "SELECT response FROM responses WHERE key = ?"
+        row = self._db.execute(query, (key,)).fetchone()
+        if row:
+            return json.loads(row[0])
+        for other in self._others:
+            if row := other.execute(query, (key,)).fetchone():
+                self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?)", (key, row[0]))
+                return json.loads(row[0])
+        return None
 
     def put(self, key: str, response: dict[str, Any]) -> None:
         self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?)", (key, json.dumps(response)))
@@ -36,4 +48,5 @@ class ResponseCache:
         return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
 
     def close(self) -> None:
-        self._db.close()
+        for db in (self._db, *self._others):
+            db.close()
