@@ -17,11 +17,12 @@ from pathlib import Path
 from critmine.agents.scoring import Voter, soft_margin, soft_vote
 from critmine.artifacts import CriteriaSet
 from critmine.io import read_pairs, write_jsonl_atomic
+from critmine.llm.cache import CACHE_FILE
 from critmine.records import Criterion, Judgment, Pair
 from critmine.shards import ShardDir
 
 log = logging.getLogger(__name__)
-MANIFEST, PAIRS, CACHE = "manifest.json", "pairs.jsonl", "llm_cache.sqlite"
+MANIFEST, PAIRS, CACHE = "manifest.json", "pairs.jsonl", CACHE_FILE
 SUMMARY, USAGE = "summary.json", "usage.json"
 
 

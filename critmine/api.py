@@ -95,7 +95,8 @@ def execute(cmd: c.Command) -> Any:
 def _mine(cmd: c.MineCommand) -> CriteriaSet:
     if not cmd.resume and not cmd.pairs:
         raise InputError("mine: --pairs is required (or --resume an existing run)")
-    run = RunLayout(blocking(run_mine, cmd.mine_config(), resume=cmd.resume))
+    cfg = cmd.mine_config().model_copy(update={"reuse_cache": cmd.reuse_cache})
+    run = RunLayout(blocking(run_mine, cfg, resume=cmd.resume))
     write_report(run.root)
     return CriteriaSet.read(run.criteria, allow_empty=True)
 

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Self, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from critmine.io import InputError, write_json_atomic
+from critmine.llm.cache import CACHE_FILE
 from critmine.records import Criterion
 
 
@@ -244,7 +245,7 @@ class RunLayout:
     judgments = _file("judgments.jsonl")  # every worker judgment (also as judgments.parquet)
     judgments_parquet = _file("judgments.parquet")
     checkpoints = _file("checkpoints.sqlite")  # LangGraph's checkpoints (resume)
-    cache = _file("llm_cache.sqlite")  # every answered LLM call (resume and reruns are free)
+    cache = _file(CACHE_FILE)  # every answered LLM call (resume and reruns are free)
     labelled = _file("labelled.jsonl")  # agent-labelled corpus pairs
     scorer = _file("scorer")  # the trained scorer's directory
     scorer_meta = _file("scorer/scorer.json")

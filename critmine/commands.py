@@ -35,7 +35,9 @@ DEFAULT_USER_KB = Path("~/.local/share/critmine/criteria.jsonl").expanduser()
 def _same_as(model: type[BaseModel], name: str) -> Any:
     """A CLI field with the default and the description of a settings field declared elsewhere."""
     field = model.model_fields[name]
-    return Field(field.get_default(call_default_factory=True), description=field.description)
+    if field.default_factory is not None:
+        return Field(default_factory=field.default_factory, description=field.description)
+    return Field(field.default, description=field.description)
 
 
 class Command(BaseSettings):
@@ -180,6 +182,7 @@ class MineCommand(Command, MiningCommandOptions):
     pairs: str | None = Field(None, description="labelled seed pairs (JSONL, Parquet, CSV or a saved dataset)")
     out: Path = Field(description="run directory")
     resume: bool = Field(False, description="continue the run in --out after a stop or a kill")
+    reuse_cache: list[str] = _same_as(MineConfig, "reuse_cache")
 
 
 class EvalCommand(Command, EndpointOptions, ColumnOptions):
@@ -201,9 +204,7 @@ class EvalCommand(Command, EndpointOptions, ColumnOptions):
     engine: Literal["server", "vllm-offline"] = Field(
         "server", description="vllm-offline: judge in-process with vllm.LLM, fully batched (--model: checkpoint)")
     kv_cache_memory_bytes: int | None = Field(None, description="vllm-offline: KV cache size (needed on CPU)")
-    reuse_cache: list[Path] = Field(default_factory=list, description="answer from these runs' response caches "
-                                    "first (a run directory or an llm_cache.sqlite), e.g. the `judge` run that "
-                                    "labelled these pairs: its verdicts are not paid twice")
+    reuse_cache: list[str] = _same_as(MineConfig, "reuse_cache")
 
     def attacks(self) -> bool | list[str]:
         """What run_eval's `injection` takes: False, True (every kind) or the kinds named."""

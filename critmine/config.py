@@ -81,6 +81,9 @@ class MineConfig(MiningOptions):
     manager: EndpointConfig = Field(default_factory=EndpointConfig)
     worker: EndpointConfig = Field(default_factory=EndpointConfig)
     budget: Budget = Field(default_factory=Budget)
+    reuse_cache: list[str] = Field(default_factory=list, description="answer from these runs' response caches "
+                                   "first (a run directory or an llm_cache.sqlite): what they paid for is not paid "
+                                   "again, e.g. an ablation that starts from a finished run's answers")
 
     @classmethod
     def read(cls, path: str | os.PathLike) -> MineConfig:

@@ -24,6 +24,7 @@ import zstandard
 from pydantic import BaseModel, ValidationError
 
 from critmine.columns import Columns, document_fields, pair_fields
+from critmine.llm.cache import CACHE_FILE
 from critmine.records import Document, Pair
 
 R = TypeVar("R", Pair, Document)
@@ -31,6 +32,17 @@ R = TypeVar("R", Pair, Document)
 
 class InputError(Exception):
     """Bad user input; the message names the file and line."""
+
+
+def response_caches(paths: Iterable[str | Path]) -> list[Path]:
+    """The response caches that `paths` name: a cache file, or a run directory with every llm_cache.sqlite in it."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        files = sorted(path.rglob(CACHE_FILE)) if path.is_dir() else [path] if path.is_file() else []
+        if not files:
+            raise InputError(f"{path}: no response cache ({CACHE_FILE}) there to reuse")
+        found += files
+    return found
 
 
 def _describe(err: ValidationError, cols: Columns) -> str:

@@ -17,7 +17,7 @@ from critmine.agents.worker import Worker
 from critmine.artifacts import CriteriaSet, RunLayout
 from critmine.config import MineConfig
 from critmine.endpoints import resolve
-from critmine.io import InputError, check_output_dir, read_pairs, write_json_atomic
+from critmine.io import InputError, check_output_dir, read_pairs, response_caches, write_json_atomic
 from critmine.llm import LLMClient, ResponseCache, Usage
 from critmine.records import Pair
 
@@ -39,17 +39,18 @@ def prepare(cfg: MineConfig, *, resume: bool) -> tuple[MineConfig, list[Pair]]:
         if not saved.exists():
             raise InputError(f"{run_dir}: not a critmine run directory (no {saved.name}); nothing to resume")
         stored = MineConfig.read(saved)
-        # The run's definition comes from the run dir; only how to reach servers and the budget may change
-        # (a URL given now replaces the stored one; none given keeps it).
+        # The run's definition comes from the run dir; only how to reach servers, the budget and the caches to
+        # reuse may change (a URL given now replaces the stored one; none given keeps it).
         stored.manager.base_url = cfg.manager.base_url or stored.manager.base_url
         stored.worker.base_url = cfg.worker.base_url or stored.worker.base_url
         stored.manager.api_key, stored.worker.api_key = cfg.manager.api_key, cfg.worker.api_key
-        stored.budget = cfg.budget
+        stored.budget, stored.reuse_cache = cfg.budget, cfg.reuse_cache
         cfg = stored
     elif layout.checkpoints.exists() or layout.config.exists():
         raise InputError(f"{run_dir}: a run already exists here; use --resume to continue it or choose another --out")
     else:
         check_output_dir(run_dir, "a critmine run directory", own=(layout.run.name, layout.cache.name))
+    response_caches(cfg.reuse_cache)  # a cache that is not there is bad input, said before anything is written
     pairs = read_pairs(cfg.pairs, labelled=True, columns=cfg.columns)
     if len(pairs) < 2:
         raise InputError(f"{cfg.pairs}: need at least 2 labelled pairs, found {len(pairs)}")
@@ -99,7 +100,7 @@ async def _run_flow(cfg: MineConfig, pairs: list[Pair], run_dir: Path, resume: b
             run_dir.mkdir(parents=True, exist_ok=True)
             write_json_atomic(layout.config, cfg.model_dump())
             usage = _load_usage(layout)
-            cache = ResponseCache(layout.cache)
+            cache = ResponseCache(layout.cache, response_caches(cfg.reuse_cache))
             clients = [LLMClient(ep, usage=usage, cache=cache, budget=cfg.budget, on_paid=save_usage)
                        for ep in (manager_ep, worker_ep)]
             vetter = Vetter([t for p in pairs for t in (p.a, p.b)],

@@ -21,13 +21,13 @@ from critmine.defaults import MAX_TEXT_CHARS
 from critmine.endpoints import worker_client
 from critmine.eval.baselines import ATTACKS, Method, heuristic_judgments, inject, method_for
 from critmine.eval.metrics import agreement_stats
-from critmine.io import InputError, check_output_dir, read_pairs, write_jsonl_atomic
+from critmine.io import InputError, check_output_dir, read_pairs, response_caches, write_jsonl_atomic
 from critmine.llm import Usage
+from critmine.llm.cache import CACHE_FILE
 from critmine.records import Criterion, Judgment, Pair
 from critmine.scorer.model import Scorer
 
 log = logging.getLogger(__name__)
-CACHE_FILE = "llm_cache.sqlite"
 OWN_FILES = ("eval.json", CACHE_FILE)  # what makes an output directory an evaluation's own
 
 
@@ -109,17 +109,6 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def cache_files(paths: list[Path]) -> list[Path]:
-    """The response caches that `paths` name: a cache file, or a run directory with every llm_cache.sqlite in it."""
-    found = []
-    for path in paths:
-        files = sorted(path.rglob(CACHE_FILE)) if path.is_dir() else [path] if path.is_file() else []
-        if not files:
-            raise InputError(f"{path}: no response cache ({CACHE_FILE}) there to reuse")
-        found += files
-    return found
-
-
 async def _judge(pair_sets: list[list[Pair]], method: Method, worker_cfg: EndpointConfig, out: Path, usage: Usage,
                  max_text_chars: int, engine: str, kv_cache_memory_bytes: int | None,
                  reuse: list[Path]) -> list[list[Judgment]]:
@@ -198,7 +187,7 @@ def run_eval(pairs_path: str, out: Path, worker_cfg: EndpointConfig, *, criteria
              baseline: str | None = None, sample: int | None = None, seed: int = 0,
              max_text_chars: int = MAX_TEXT_CHARS, engine: str = "server", kv_cache_memory_bytes: int | None = None,
              injection: bool | list[str] = False, columns: Columns | None = None,
-             reuse_cache: list[Path] | None = None) -> dict:
+             reuse_cache: list[str] | None = None) -> dict:
     """Judge held-out pairs with mined criteria or a baseline. `injection`: True for every attack kind of the
     probe (baselines.ATTACKS), or a list of kinds; each kind is the same pairs with that attack planted.
     `reuse_cache`: caches or run directories whose answers are reused (`judge` already asked for these verdicts)."""
@@ -207,7 +196,7 @@ def run_eval(pairs_path: str, out: Path, worker_cfg: EndpointConfig, *, criteria
         criteria = load_criteria(criteria_file)
     method = method_for(baseline, criteria)
     pairs = load_test_pairs(pairs_path, criteria_file, sample, seed, columns)
-    reuse = cache_files(reuse_cache or [])
+    reuse = response_caches(reuse_cache or [])
     check_output_dir(out, "a critmine evaluation", own=OWN_FILES)
     usage, t0 = Usage(), time.monotonic()  # `out` is created once the worker's server is up
     kinds = list(ATTACKS) if injection is True else list(injection or [])

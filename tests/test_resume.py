@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+from critmine.llm import Usage
 from tests.conftest import make_script
 from tests.fake_server import FakeLLMServer
 
@@ -50,3 +51,19 @@ def test_kill_9_then_resume_repeats_no_answered_call(seeds, tmp_path):
     resumed = json.loads((out / "criteria.json").read_text())
     strip = lambda d: [(c["name"], c["version"], c["accuracy"], c["ci_low"], c["coverage"]) for c in d["criteria"]]  # noqa: E731
     assert strip(resumed) == strip(clean) and resumed.keys() == clean.keys()
+
+
+def test_a_new_run_reusing_a_finished_runs_cache_pays_for_nothing_it_paid_for(seeds, tmp_path):
+    with FakeLLMServer(make_script(delay_s=0.0)) as fake:
+        subprocess.run(_cmd(fake, seeds, tmp_path / "first"), check=True, capture_output=True, timeout=120)
+        paid_first = fake.answered
+        subprocess.run(_cmd(fake, seeds, tmp_path / "again", "--reuse-cache", str(tmp_path / "first")), check=True,
+                       capture_output=True, timeout=120)
+        assert paid_first > 0 and fake.answered == paid_first  # the server was not asked again
+        bad = subprocess.run(_cmd(fake, seeds, tmp_path / "bad", "--reuse-cache", str(tmp_path / "none")),
+                             capture_output=True, text=True, timeout=120)
+    first, again = (json.loads((tmp_path / d / "criteria.json").read_text()) for d in ("first", "again"))
+    assert [c["name"] for c in again["criteria"]] == [c["name"] for c in first["criteria"]]
+    usage = Usage.model_validate_json((tmp_path / "again" / "usage.json").read_text()).total()
+    assert usage.calls == 0 and usage.answers > 0  # every answer counted, none paid
+    assert bad.returncode == 2 and "no response cache" in bad.stderr and not (tmp_path / "bad").exists()

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+CACHE_FILE = "llm_cache.sqlite"  # a run directory's response cache
+
 
 def request_key(model: str, messages: list[dict], params: dict) -> str:
     """Hash of endpoint model + messages + sampling/format params."""

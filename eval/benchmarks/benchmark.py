@@ -113,6 +113,9 @@ def main() -> int:
                     help="how mining chooses the voting criteria (critmine mine --ensemble)")
     ap.add_argument("--no-reflection", action="store_true", help="ablation: critmine mine --no-reflection")
     ap.add_argument("--no-kb", action="store_true", help="ablation: critmine mine --no-kb")
+    ap.add_argument("--reuse-cache", action="append", default=[],
+                    help="answer from this run's response caches first (e.g. an ablation starting from a finished "
+                         "benchmark's work directory: only what the ablation changes is paid)")
     ap.add_argument("--baselines", default=",".join(BASELINES))
     ap.add_argument("--injection", action=argparse.BooleanOptionalAction, default=True,
                     help="also probe the flow with planted instructions (doubles the flow's evaluation)")
@@ -138,12 +141,12 @@ def main() -> int:
             run_mine(MineConfig(pairs=str(seeds), out=str(work), manager=endpoint, worker=endpoint,
                                 n_criteria=args.n_criteria, iterations=args.iterations,
                                 kb_max_candidates=args.kb_max_candidates, ensemble=args.ensemble,
-                                no_reflection=args.no_reflection, no_kb=args.no_kb),
+                                no_reflection=args.no_reflection, no_kb=args.no_kb, reuse_cache=args.reuse_cache),
                      resume=run.config.exists())
         usage = Usage.model_validate_json(run.usage.read_text()).total()
         mine_row = {"method": "(mining on seeds)", "llm_calls": usage.answers, "paid": usage.calls if mined else 0,
                     "tokens": usage.all_tokens, "wall_s": time.monotonic() - t0 if mined else None}
-        common = dict(sample=args.sample, seed=args.seed, criteria_file=run.criteria)
+        common = dict(sample=args.sample, seed=args.seed, criteria_file=run.criteria, reuse_cache=args.reuse_cache)
         rows = [_row("Flow", flow := run_eval(str(test), work / "eval", endpoint,
                                                 injection=["instruction"] if args.injection else False,
                                                 **common))]
