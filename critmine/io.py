@@ -41,6 +41,10 @@ def response_caches(paths: Iterable[str | Path]) -> list[Path]:
         files = sorted(path.rglob(CACHE_FILE)) if path.is_dir() else [path] if path.is_file() else []
         if not files:
             raise InputError(f"{path}: no response cache ({CACHE_FILE}) there to reuse")
+        for f in files:
+            with open(f, "rb") as fh:
+                if fh.read(16) != b"SQLite format 3\x00":
+                    raise InputError(f"{f}: not a response cache (not an SQLite file)")
         found += files
     return found
 

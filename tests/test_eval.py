@@ -292,4 +292,7 @@ def test_eval_reuses_the_verdicts_a_judge_run_paid_for(fake, seeds, tmp_path, ca
     assert main(["eval", "--pairs", str(test_file), "--criteria", crit, "--out", str(tmp_path / "e3"),
                  "--reuse-cache", str(tmp_path / "nowhere"), "--base-url", fake.base_url, "--model", "fake"]) == 2
     assert any("no response cache" in r.getMessage() and "nowhere" in r.getMessage() for r in caplog.records)
+    assert main(["eval", "--pairs", str(test_file), "--criteria", crit, "--out", str(tmp_path / "e3"),
+                 "--reuse-cache", str(test_file), "--base-url", fake.base_url, "--model", "fake"]) == 2
+    assert any("not a response cache" in r.getMessage() for r in caplog.records)
     assert not (tmp_path / "e3").exists()
