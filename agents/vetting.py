@@ -53,7 +53,8 @@ _POLARITY = {"more", "less", "most", "no", "not"}  # stop words that turn a name
 def name_stems(name: str) -> frozenset[str]:
     """What a criterion's name says it measures: its content and polarity words, stemmed, without words any name
     could have."""
-    words = content_words(name.replace("_", " ")) | (set(tokens(name.replace("_", " "))) & _POLARITY)
+    spaced = name.replace("_", " ")
+    words = content_words(spaced) | (set(tokens(spaced)) & _POLARITY)
     return frozenset(stem(w) for w in words - _EMPTY_NAME)
 
 

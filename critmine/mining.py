@@ -50,7 +50,8 @@ def prepare(cfg: MineConfig, *, resume: bool) -> tuple[MineConfig, list[Pair]]:
         raise InputError(f"{run_dir}: a run already exists here; use --resume to continue it or choose another --out")
     else:
         check_output_dir(run_dir, "a critmine run directory", own=(layout.run.name, layout.cache.name))
-    response_caches(cfg.reuse_cache)  # a cache that is not there is bad input, said before anything is written
+    # Resolved once, here: a cache that is not there is bad input, said before anything is written.
+    cfg.reuse_cache = [str(f) for f in response_caches(cfg.reuse_cache)]
     pairs = read_pairs(cfg.pairs, labelled=True, columns=cfg.columns)
     if len(pairs) < 2:
         raise InputError(f"{cfg.pairs}: need at least 2 labelled pairs, found {len(pairs)}")
@@ -100,7 +101,7 @@ async def _run_flow(cfg: MineConfig, pairs: list[Pair], run_dir: Path, resume: b
             run_dir.mkdir(parents=True, exist_ok=True)
             write_json_atomic(layout.config, cfg.model_dump())
             usage = _load_usage(layout)
-            cache = ResponseCache(layout.cache, response_caches(cfg.reuse_cache))
+            cache = ResponseCache(layout.cache, cfg.reuse_cache)
             clients = [LLMClient(ep, usage=usage, cache=cache, budget=cfg.budget, on_paid=save_usage)
                        for ep in (manager_ep, worker_ep)]
             vetter = Vetter([t for p in pairs for t in (p.a, p.b)],

@@ -21,7 +21,7 @@ def request_key(model: str, messages: list[dict], params: dict) -> str:
 class ResponseCache:
     """Key → raw response JSON. Every put is committed at once, so a kill loses no finished call."""
 
-    def __init__(self, path: str | Path, read_from: Sequence[Path] = ()):
+    def __init__(self, path: str | Path, read_from: Sequence[str | Path] = ()):
         """`read_from`: other runs' caches, opened read-only; an answer found there is copied into this one (so
         this run replays without them) and never paid again."""
         self.path = Path(path)
