@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from critmine.agents.annotate import CACHE, ShardStore, shard_record
@@ -21,15 +22,17 @@ from critmine.scorer.ray_engine import init_ray
 class JudgeShard:
     """Ray Data callable class: judges one shard per call and writes its file."""
 
-    def __init__(self, endpoint: dict, criteria: list[dict], parts_dir: str, shard_size: int, max_text_chars: int):
+    def __init__(self, endpoint: dict, criteria: list[dict], parts_dir: str, shard_size: int, max_text_chars: int,
+                 read_from: list[str]):
         self.endpoint = Endpoint(**endpoint)
         self.criteria = [Criterion(**c) for c in criteria]
         self.store = ShardStore(Path(parts_dir), shard_size)
         self.max_text_chars = max_text_chars
+        self.read_from = read_from  # other runs' caches, answered from first (--reuse-cache)
 
     async def _judge(self, pairs: list[Pair]) -> tuple[list[dict], Usage, bool]:
         usage = Usage()
-        cache = ResponseCache(self.store.dir / CACHE)
+        cache = ResponseCache(self.store.dir / CACHE, self.read_from)
         client = LLMClient(self.endpoint, usage=usage, cache=cache)
         try:
             judgments = await Worker(client, max_text_chars=self.max_text_chars).judge_all(pairs, self.criteria,
@@ -48,7 +51,8 @@ class JudgeShard:
 
 
 def judge_with_ray(pending: list[tuple[int, list[Pair]]], criteria: list[Criterion], store: ShardStore,
-                   endpoint: Endpoint, usage: Usage, *, max_text_chars: int, workers: int) -> int:
+                   endpoint: Endpoint, usage: Usage, *, max_text_chars: int, workers: int,
+                   read_from: Sequence[Path] = ()) -> int:
     """Judge the pending shards on Ray; returns how many were left unsealed because a vote failed."""
     import ray
 
@@ -58,7 +62,7 @@ def judge_with_ray(pending: list[tuple[int, list[Pair]]], criteria: list[Criteri
         JudgeShard, compute=ray.data.ActorPoolStrategy(size=max(1, workers)),
         fn_constructor_kwargs={"endpoint": endpoint.model_dump(), "criteria": [c.model_dump() for c in criteria],
                                "parts_dir": str(store.dir), "shard_size": store.shard_size,
-                               "max_text_chars": max_text_chars})
+                               "max_text_chars": max_text_chars, "read_from": [str(p) for p in read_from]})
     unsealed = 0
     for row in ds.iter_rows():
         unsealed += not row["sealed"]

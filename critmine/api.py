@@ -95,8 +95,7 @@ def execute(cmd: c.Command) -> Any:
 def _mine(cmd: c.MineCommand) -> CriteriaSet:
     if not cmd.resume and not cmd.pairs:
         raise InputError("mine: --pairs is required (or --resume an existing run)")
-    cfg = cmd.mine_config().model_copy(update={"reuse_cache": cmd.reuse_cache})
-    run = RunLayout(blocking(run_mine, cfg, resume=cmd.resume))
+    run = RunLayout(blocking(run_mine, cmd.mine_config(), resume=cmd.resume))
     write_report(run.root)
     return CriteriaSet.read(run.criteria, allow_empty=True)
 
@@ -134,7 +133,7 @@ def _judge(cmd: c.JudgeCommand) -> JudgeSummary:
                     n_pairs=cmd.n_pairs, seed=cmd.seed, group_by=cmd.group_by, length_ratio=cmd.length_ratio,
                     engine=cmd.engine, shard_size=cmd.shard_size, min_confidence=cmd.min_confidence,
                     max_text_chars=cmd.max_text_chars, kv_cache_memory_bytes=cmd.kv_cache_memory_bytes,
-                    workers=cmd.workers, columns=cmd.columns())
+                    workers=cmd.workers, columns=cmd.columns(), reuse_cache=cmd.reuse_cache)
 
 
 @execute.register(c.TrainCommand)

@@ -166,12 +166,14 @@ class MiningCommandOptions(BudgetOptions, EndpointOptions, ColumnOptions, Mining
 
     pairs: str | None
     out: Path
+    reuse_cache: list[str] = _same_as(MineConfig, "reuse_cache")
 
     def mine_config(self) -> MineConfig:
         manager, worker = self.endpoints()
         return MineConfig(**self.model_dump(include=set(MiningOptions.model_fields)), pairs=str(self.pairs or ""),
                           columns=self.columns(), out=str(self.out), manager=manager, worker=worker,
-                          budget=Budget(max_calls=self.max_calls, max_tokens=self.max_tokens))
+                          budget=Budget(max_calls=self.max_calls, max_tokens=self.max_tokens),
+                          reuse_cache=self.reuse_cache)
 
 
 class MineCommand(Command, MiningCommandOptions):
@@ -182,7 +184,6 @@ class MineCommand(Command, MiningCommandOptions):
     pairs: str | None = Field(None, description="labelled seed pairs (JSONL, Parquet, CSV or a saved dataset)")
     out: Path = Field(description="run directory")
     resume: bool = Field(False, description="continue the run in --out after a stop or a kill")
-    reuse_cache: list[str] = _same_as(MineConfig, "reuse_cache")
 
 
 class EvalCommand(Command, EndpointOptions, ColumnOptions):
@@ -303,6 +304,7 @@ class JudgeCommand(Command, PairSourceOptions, EndpointOptions, ColumnOptions):
     shard_size: int = Field(16, ge=1, description="pairs per shard (the unit of resumption)")
     max_text_chars: int = Field(MAX_TEXT_CHARS, description="texts are cut to this")
     kv_cache_memory_bytes: int | None = Field(None, description="vllm-offline: KV cache size (needed on CPU)")
+    reuse_cache: list[str] = _same_as(MineConfig, "reuse_cache")
 
     @model_validator(mode="after")
     def _one_source(self) -> JudgeCommand:

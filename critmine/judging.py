@@ -20,7 +20,15 @@ from critmine.config import EndpointConfig
 from critmine.defaults import MAX_TEXT_CHARS
 from critmine.endpoints import resolve, worker_client
 from critmine.errors import RunStopped
-from critmine.io import InputError, check_output_file, iter_documents, read_pairs, write_json_atomic, write_jsonl_atomic
+from critmine.io import (
+    InputError,
+    check_output_file,
+    iter_documents,
+    read_pairs,
+    response_caches,
+    write_json_atomic,
+    write_jsonl_atomic,
+)
 from critmine.llm import Usage
 from critmine.records import Criterion, Pair
 from critmine.sampling import sample_pairs
@@ -50,11 +58,11 @@ def pairs_to_judge(store: ShardStore, pairs_path: str | None, corpus: str | None
 
 async def _judge_local(pairs: list[Pair], pending, criteria: list[Criterion], store: ShardStore,
                        worker_cfg: EndpointConfig, usage: Usage, engine: str, max_text_chars: int,
-                       kv_cache_memory_bytes: int | None) -> int:
+                       kv_cache_memory_bytes: int | None, reuse: list[Path]) -> int:
     """Judge the pending shards; returns how many shards were left unsealed because a vote failed."""
     save_usage = lambda: write_json_atomic(store.dir / USAGE, usage.model_dump())  # noqa: E731
     total = len(pairs)
-    async with worker_client(worker_cfg, store.dir / CACHE, usage, engine=engine,
+    async with worker_client(worker_cfg, store.dir / CACHE, usage, engine=engine, read_from=reuse,
                              kv_cache_memory_bytes=kv_cache_memory_bytes, on_paid=save_usage) as client:
         store.prepare(pairs, criteria)
         worker = Worker(client, max_text_chars=max_text_chars)
@@ -75,8 +83,11 @@ def run_judge(criteria_file: Path, out: Path, worker_cfg: EndpointConfig, *, pai
               length_ratio: float | None = None, engine: str = "server", shard_size: int = 16,
               min_confidence: float = 0.0,
               max_text_chars: int = MAX_TEXT_CHARS, kv_cache_memory_bytes: int | None = None,
-              workers: int = 2, columns: Columns | None = None) -> JudgeSummary:
+              workers: int = 2, columns: Columns | None = None, reuse_cache: list[str] | None = None) -> JudgeSummary:
+    """Label pairs (given, or sampled from a corpus) under the criteria; `reuse_cache`: caches or run directories
+    whose answers are reused (an evaluation or an earlier judge run already asked for these verdicts)."""
     criteria = load_criteria(criteria_file)
+    reuse = response_caches(reuse_cache or [])
     if not 0.0 <= min_confidence < 1.0:
         raise InputError("--min-confidence must be in [0, 1)")
     store = ShardStore(parts_of(out), shard_size)
@@ -97,11 +108,11 @@ def run_judge(criteria_file: Path, out: Path, worker_cfg: EndpointConfig, *, pai
             endpoint = resolve(worker_cfg, stack, {})
             store.prepare(pairs, criteria)
             unsealed = judge_with_ray(pending, criteria, store, endpoint, usage, max_text_chars=max_text_chars,
-                                      workers=workers)
+                                      workers=workers, read_from=reuse)
         write_json_atomic(usage_file, usage.model_dump())
     elif pending:
         unsealed = asyncio.run(_judge_local(pairs, pending, criteria, store, worker_cfg, usage, engine,
-                                            max_text_chars, kv_cache_memory_bytes))
+                                            max_text_chars, kv_cache_memory_bytes, reuse))
     store.prepare(pairs, criteria)
     now = usage.total()
     failed_now = now.failures - before.failures

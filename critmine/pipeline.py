@@ -50,7 +50,7 @@ def phase_settings(s: RunCommand) -> dict[str, dict[str, Any]]:
     columns = {"columns": s.columns().model_dump()} if s.columns() != Columns() else {}  # default: as before
     return {
         "mine": {**mine.model_dump(include=set(type(mine).model_fields) - {"out", "budget", "manager", "worker",
-                                                                           "seeds_sha256"}),
+                                                                           "seeds_sha256", "reuse_cache"}),
                  "seeds": file_identity(s.pairs), "models": [mine.manager.model, mine.worker.model]},
         "judge": {"corpus": file_identity(s.corpus), **columns, "n_pairs": s.n_pairs, "group_by": s.group_by,
                   "min_confidence": s.min_confidence, "seed": s.seed, "max_text_chars": s.max_text_chars},
@@ -106,7 +106,8 @@ def run_all(s: RunCommand) -> dict:
         "mine": lambda: run_mine(cfg, resume=run.config.exists()),
         "judge": lambda: run_judge(run.criteria, run.labelled, cfg.worker, corpus=s.corpus, n_pairs=s.n_pairs,
                                    seed=s.seed, group_by=s.group_by, min_confidence=s.min_confidence,
-                                   engine=s.judge_engine, max_text_chars=cfg.max_text_chars, columns=s.columns()),
+                                   engine=s.judge_engine, max_text_chars=cfg.max_text_chars, columns=s.columns(),
+                                   reuse_cache=s.reuse_cache),
         "train": lambda: train_scorer(str(run.labelled), run.scorer, features=s.features, holdout=s.holdout,
                                       human_pairs=s.human_pairs, seed=s.seed),
         "score": lambda: score_corpus(run.scorer, s.corpus, run.scored, engine=s.score_engine, columns=s.columns()),

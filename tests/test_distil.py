@@ -279,6 +279,14 @@ def test_run_chains_every_phase_and_resumes_for_free(fake, seeds, corpus, tmp_pa
     assert (run / "labelled.jsonl").stat().st_mtime_ns != judged_at
     assert (run / "scored.parquet" / "_SUCCESS").stat().st_mtime_ns != scored_at
     assert len(fake.requests) == before  # the judge's response cache was kept: its answers are reused
+    caplog.clear()  # reusing other runs' answers changes how a phase runs, not what it gives: nothing reruns
+    assert main([*args, "--n-pairs", "20", "--reuse-cache", str(run)]) == 0
+    assert not [r for r in caplog.records if "running it again" in r.getMessage()]
+    twin = [*args, "--n-pairs", "20", "--reuse-cache", str(run)]
+    twin[twin.index("--out") + 1] = str(tmp_path / "twin")  # a new run on the first one's answers pays for nothing
+    assert main(twin) == 0 and len(fake.requests) == before
+    for name in ("criteria.json", "labelled.jsonl", "selected.jsonl"):
+        assert (tmp_path / "twin" / name).read_text() == (run / name).read_text(), name
 
 
 def test_a_run_stopped_by_its_budget_says_how_to_go_on_and_goes_on(fake, seeds, corpus, tmp_path, caplog):

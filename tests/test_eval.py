@@ -265,7 +265,7 @@ def test_eval_counts_failed_calls_and_a_healthy_rerun_repairs_them(fake, seeds, 
     assert repaired["flow_soft"] == clean["flow_soft"] and repaired["criteria"] == clean["criteria"]
 
 
-def test_eval_reuses_the_verdicts_a_judge_run_paid_for(fake, seeds, tmp_path, caplog):
+def test_eval_and_judge_reuse_the_verdicts_the_other_paid_for(fake, seeds, tmp_path, caplog):
     _mine(fake, seeds, tmp_path / "run")
     test_file, rows = _held_out(tmp_path)
     unlabelled = tmp_path / "unlabelled.jsonl"
@@ -281,6 +281,11 @@ def test_eval_reuses_the_verdicts_a_judge_run_paid_for(fake, seeds, tmp_path, ca
                  str(tmp_path / "labelled.jsonl.parts"), "--base-url", fake.base_url, "--model", "fake"]) == 0
     before, after = (json.loads((d / "eval.json").read_text()) for d in (fresh, reused))
     assert before["paid_calls"] > 0 and after["paid_calls"] == 0  # every verdict came from the judge's cache
+    asked = len(fake.requests)  # and the other way round: judging again reuses what an evaluation paid for
+    assert main(["judge", "--criteria", crit, "--pairs", str(unlabelled), "--out", str(tmp_path / "again.jsonl"),
+                 "--reuse-cache", str(fresh), "--base-url", fake.base_url, "--model", "fake"]) == 0
+    assert len(fake.requests) == asked
+    assert (tmp_path / "again.jsonl").read_text() == (tmp_path / "labelled.jsonl").read_text()
     assert after["flow_soft"] == before["flow_soft"] and after["criteria"] == before["criteria"]
     # The reused answers are now the evaluation's own: it replays without the judge's directory.
     import shutil
