@@ -9,7 +9,7 @@ import logging
 import re
 from collections.abc import Sequence
 
-from critmine.agents.vetting import Vetter, in_criterion_voice
+from critmine.agents.vetting import Vetter
 from critmine.agents.worker import truncate_middle
 from critmine.llm import LLMClient
 from critmine.prompts import render_messages
@@ -140,7 +140,7 @@ class Manager:
             if not isinstance(item, dict):
                 continue
             c = Criterion(name=normalise_name(str(item.get("name", ""))),
-                          description=in_criterion_voice(str(item.get("description", "")).strip()), origin=origin)
+                          description=str(item.get("description", "")).strip(), origin=origin)
             if c.name in have:
                 log.debug("manager's proposal %r repeats a criterion it has; ignored", c.name)
                 continue
@@ -176,7 +176,7 @@ class Manager:
         res = await self.client.chat(msgs, phase="refine", max_tokens=200, json_schema=REWRITE_SCHEMA)
         if res.failed or not isinstance(res.data, dict):
             return None
-        desc = in_criterion_voice(str(res.data.get("description", "")).strip())
+        desc = str(res.data.get("description", "")).strip()
         if not desc or desc == criterion.description:
             return None
         if self.vetter is not None and (why := self.vetter.refuse_description(desc)):

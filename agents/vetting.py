@@ -25,23 +25,6 @@ MAX_NAME_WORDS = 5
 _EMPTY_NAME = {"prefer", "preferred", "text", "texts", "better", "best", "worse", "good", "quality", "criterion",
                "criteria", "data", "one", "thing"}
 _SELF_TALK = re.compile(r"^\s*(the|this) criterion\b", re.I)
-# "The better text is better data than the worse one because it provides …": the warm-up question, said back
-_RESTATED = re.compile(r"^\s*the better (?:text|one|answer)\b(?:\s+is better(?:\s+data)?(?:\s+than the worse"
-                       r"(?:\s+(?:one|text|answer))?)?)?\s*,?\s*(?:because\s+(?:it|they)\s+)?", re.I)
-# a name that asks for less or none of something, and what a description says when it prefers less or none of it
-_LESS_NAME = {"lack", "lacking", "absence", "absent", "missing", "without", "no", "not", "fewer", "less", "low",
-              "lower", "poor", "bad"}
-_LESS_SAID = {"no", "not", "fewer", "less", "lower", "lack", "lacks", "lacking", "without", "avoid", "avoids",
-              "absence", "absent", "free", "missing", "none", "never", "nothing", "neither", "nor", "instead",
-              "rather", "over"}
-
-
-def in_criterion_voice(description: str) -> str:
-    """The description with a restated comparison ("The better text is better data than the worse one because it
-    provides …") turned into the criterion's own voice ("Prefer the text that provides …"); others unchanged."""
-    m = _RESTATED.match(description)
-    rest = description[m.end():].strip() if m else ""
-    return f"Prefer the text that {rest}" if m and len(tokens(rest)) >= 2 else description
 
 
 def tokens(text: str) -> list[str]:
@@ -128,8 +111,6 @@ class Vetter:
             return f"its name is a topic of the seed texts ({', '.join(topical)}), not a quality"
         if why := self.refuse_description(criterion.description):
             return why
-        if set(tokens(name)) & _LESS_NAME and not set(tokens(criterion.description)) & _LESS_SAID:
-            return "its name asks for less of something, its description for more: they contradict each other"
         mine, stems = content_words(criterion.description), name_stems(criterion.name)
         for o in others:
             theirs_stems = name_stems(o.name)

@@ -10,7 +10,7 @@ import pytest
 
 from critmine.agents import knowledge
 from critmine.agents.manager import Manager
-from critmine.agents.vetting import Vetter, in_criterion_voice
+from critmine.agents.vetting import Vetter
 from critmine.records import Criterion
 
 SEEDS = [
@@ -166,29 +166,3 @@ def test_a_proposal_that_repeats_a_criterion_the_manager_has_is_ignored_not_refu
     # the asking ends there (the fourth answer is never asked for).
     assert [c.name for c in got] == ["more_details", "clear_structure"] and len(llm.answers) == 1
     assert manager.take_refused() == []  # a criterion it kept is not listed as refused
-
-
-def test_a_description_that_restates_the_warm_up_question_is_put_in_the_criterions_voice():
-    # seen on forum: both manager proposals began with the warm-up question said back to it
-    parroted = {"name": "context_quality", "description": "The better text is better data than the worse one because "
-                "it provides more context and information about the question being asked."}
-    plain = {"name": "clear_structure", "description": "Prefer the text whose ideas follow in a clear order."}
-    got = asyncio.run(Manager(_ScriptedManagerLLM([[parroted, plain]])).propose(2, ["x"], [], []))
-    assert [c.description for c in got] == [
-        "Prefer the text that provides more context and information about the question being asked.",
-        plain["description"]]
-    assert in_criterion_voice("The better text is more coherent.") == "Prefer the text that is more coherent."
-    assert in_criterion_voice("The better text is better.") == "The better text is better."  # nothing left to say
-
-
-@pytest.mark.parametrize(("name", "description", "contradicts"), [
-    # seen on forum: a name about a lack, described as preferring more
-    ("lack_of_information", "Prefer the text that provides more context and information about the situation.", True),
-    ("poor_grammar", "Prefer the text whose sentences are grammatical and complete.", True),
-    ("no_filler_words", "Prefer the text without filler words such as 'basically' or 'you know'.", False),
-    ("fewer_typos", "Prefer the text with fewer spelling mistakes.", False),
-    ("low_repetition", "Prefer the text that says each thing once rather than repeating itself.", False),
-])
-def test_a_name_that_says_the_opposite_of_its_description_is_refused(vetter, name, description, contradicts):
-    reason = vetter.refuse(Criterion(name=name, description=description), [])
-    assert (reason is not None and "contradict" in reason) is contradicts, reason
