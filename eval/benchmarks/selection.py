@@ -28,6 +28,8 @@ import statistics
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from critmine.agents import ensemble, knowledge, scoring
 from critmine.agents.scoring import Voter, result_tables, votes
 from critmine.agents.worker import Worker
@@ -61,6 +63,21 @@ def log_odds(cs: list[Criterion]) -> list[Criterion]:
     return out
 
 
+def weighed_on_seeds(cs: list[Criterion], tables: Tables, seeds: list[Pair],
+                    rules: Sequence[str] = ("fitted",)) -> list[Criterion]:
+    """`cs` with weights as mining's forward selection sets them: fitted on the seeds (non-negative, L2 strength by
+    k-fold), or, given both rules, equal when the k-fold prefers the mean."""
+    labelled = [p for p in seeds if p.better in ("a", "b")]
+    if not cs or not labelled:
+        return _equal(cs)
+    x, voted = ensemble.features([tables.get(c.key, {}) for c in cs], [c.scale for c in cs], labelled)
+    y = np.array([1.0 if p.better == "a" else -1.0 for p in labelled])
+    folds = np.array([scoring.fold_of(p.id, ensemble.FOLDS) for p in labelled])
+    rule, l2, _, _ = ensemble.best_rule(x, voted, y, folds, rules)
+    w = ensemble.fit_weights(x, y, l2 or ensemble.L2_GRID[-1]) if rule == "fitted" else np.ones(len(cs))
+    return [c.model_copy(update={"weight": float(wi)}) for c, wi in zip(cs, w, strict=True)]
+
+
 def screened(choose: Chooser, pairs: int = MINING.kb_screen_pairs, keep: int = MINING.kb_max_candidates) -> Chooser:
     """`choose` after mining's knowledge-base screen: the verbal candidates ranked on the first `pairs` seeds,
     the best `keep` of them (and every computed one) go on to all seeds."""
@@ -88,6 +105,9 @@ def rules() -> dict[str, tuple[Chooser, str]]:
         out[f"all above {above}"] = (lambda s, t, p, a=above: _equal(_ranked(s, a)), "soft")
         out[f"all above {above}, log-odds weights"] = (lambda s, t, p, a=above: log_odds(_ranked(s, a)), "soft")
         out[f"all above {above}, majority"] = (lambda s, t, p, a=above: _equal(_ranked(s, a)), "majority")
+    out["all above 0.5, fitted weights"] = (lambda s, t, p: weighed_on_seeds(_ranked(s), t, p), "soft")
+    out["all above 0.5, mean or fitted by k-fold"] = (
+        lambda s, t, p: weighed_on_seeds(_ranked(s), t, p, ensemble.RULES), "soft")
     out["every candidate"] = (lambda s, t, p: _equal(s), "soft")
     return out
 
