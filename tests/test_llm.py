@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import sqlite3
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -40,6 +45,44 @@ def test_cache_makes_a_repeat_free_and_survives_reopening(tmp_path):
     assert usage.phase("x").calls == 1 and usage.phase("x").cached_calls == 1 and usage2.phase("x").calls == 0
     paid = usage.phase("x").prompt_tokens + usage.phase("x").completion_tokens
     assert paid > 0 and usage.phase("x").replayed_tokens == usage2.phase("x").replayed_tokens == paid
+
+
+@contextlib.contextmanager
+def _read_only(directory: Path):
+    """`directory` made read-only for this process: its mode for a user, a read-only bind mount for root (which
+    ignores modes); skips where neither is possible."""
+    if os.geteuid() != 0:
+        directory.chmod(0o555)
+        try:
+            yield directory
+        finally:
+            directory.chmod(0o755)
+        return
+    view = directory.with_name(directory.name + "-ro")
+    view.mkdir()
+    mounted = subprocess.run(["mount", "--bind", str(directory), str(view)], capture_output=True).returncode == 0
+    if not mounted or subprocess.run(["mount", "-o", "remount,bind,ro", str(view)], capture_output=True).returncode:
+        if mounted:
+            subprocess.run(["umount", str(view)], check=True)
+        pytest.skip("root without the right to mount: no read-only directory to test with")
+    try:
+        yield view
+    finally:
+        subprocess.run(["umount", "--lazy", str(view)], check=True)  # lazy: even while a failed test holds it open
+
+
+def test_a_cache_on_read_only_storage_is_reused(tmp_path):
+    own = ResponseCache(tmp_path / "shared" / "llm_cache.sqlite")  # WAL mode, as every run's cache
+    own.put("k", {"answer": 1})
+    own.close()
+    with _read_only(tmp_path / "shared") as shared:
+        plain = sqlite3.connect(f"{(shared / 'llm_cache.sqlite').as_uri()}?mode=ro", uri=True)
+        with pytest.raises(sqlite3.OperationalError, match="unable to open"):  # no WAL index can be made there
+            plain.execute("SELECT * FROM responses").fetchall()
+        plain.close()
+        cache = ResponseCache(tmp_path / "run" / "llm_cache.sqlite", [shared / "llm_cache.sqlite"])
+        assert cache.get("k") == {"answer": 1} and cache.get("other") is None and len(cache) == 1
+        cache.close()
 
 
 def test_unreachable_server_fails_the_call_without_raising(tmp_path):

@@ -18,6 +18,21 @@ def request_key(model: str, messages: list[dict], params: dict) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """Another run's cache, read-only. On read-only storage (a shared mount, a directory one may not write) SQLite
+    cannot create the WAL index beside a WAL-mode file; such a file is read as immutable (no other writer there)."""
+    uri = path.resolve().as_uri()
+    db = sqlite3.connect(f"{uri}?mode=ro", uri=True, check_same_thread=False)
+    try:
+        db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError as e:
+        if getattr(e, "sqlite_errorcode", None) != sqlite3.SQLITE_CANTOPEN:
+            raise
+        db.close()
+        db = sqlite3.connect(f"{uri}?immutable=1", uri=True, check_same_thread=False)
+    return db
+
+
 class ResponseCache:
     """Key → raw response JSON. Every put is committed at once, so a kill loses no finished call."""
 
@@ -29,8 +44,7 @@ class ResponseCache:
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=60)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, response TEXT NOT NULL)")
-        self._others = [sqlite3.connect(f"{Path(p).resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
-                        for p in read_from if Path(p).resolve() != self.path.resolve()]
+        self._others = [_open_read_only(Path(p)) for p in read_from if Path(p).resolve() != self.path.resolve()]
 
     def get(self, key: str) -> dict[str, Any] | None:
         query = "SELECT response FROM responses WHERE key = ?"
