@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from scipy.optimize import minimize
@@ -109,6 +110,25 @@ def best_rule(x: np.ndarray, voted: np.ndarray, y: np.ndarray, folds: np.ndarray
     return rule, l2, acc, by_rule
 
 
+class Weighing(NamedTuple):
+    rule: str
+    l2: float | None
+    cv_accuracy: float
+    cv_by_rule: dict[str, float]
+    weights: np.ndarray  # mean 1 when fitted; all 1 for "mean"
+
+
+def weigh(x: np.ndarray, voted: np.ndarray, y: np.ndarray, folds: np.ndarray,
+          rules: Sequence[str] = RULES) -> Weighing:
+    """The rule the folds prefer (best_rule) and the weights it gives these criteria on all the pairs."""
+    rule, l2, acc, by_rule = best_rule(x, voted, y, folds, rules)
+    weights = np.ones(x.shape[1])
+    if rule == "fitted":
+        w = fit_weights(x, y, l2 or L2_GRID[-1])
+        weights = w / w.mean() if w.sum() > 1e-12 else weights
+    return Weighing(rule, l2, acc, by_rule, weights)
+
+
 def choose(candidates: Sequence[Criterion], tables: Mapping[str, Mapping[str, Result]], pairs: Sequence[Pair], *,
            max_n: int, min_n: int, rules: Sequence[str] = RULES) -> Ensemble:
     """Greedy forward selection of the voting criteria by cross-validated ensemble accuracy (see module doc)."""
@@ -134,12 +154,9 @@ def choose(candidates: Sequence[Criterion], tables: Mapping[str, Mapping[str, Re
         chosen.append(j)
         best = max(best, acc)
         steps.append({"added": candidates[j].name, "cv_accuracy": round(acc, 4)})
-    rule, l2, acc, by_rule = best_rule(x_all[:, chosen], voted_all[:, chosen], y, folds, rules)
-    weights = np.ones(len(chosen))
-    if rule == "fitted":
-        w = fit_weights(x_all[:, chosen], y, l2 or L2_GRID[-1])
-        weights = w / w.mean() if w.sum() > 1e-12 else weights
+    final = weigh(x_all[:, chosen], voted_all[:, chosen], y, folds, rules)
     picked = [candidates[j].model_copy(update={"weight": round(float(w), 6)})
-              for j, w in zip(chosen, weights, strict=True)]
+              for j, w in zip(chosen, final.weights, strict=True)]
     kept = [c for c in picked if c.weight > 1e-6] or picked
-    return Ensemble(criteria=kept, rule=rule, l2=l2, cv_accuracy=acc, cv_by_rule=by_rule, steps=steps)
+    return Ensemble(criteria=kept, rule=final.rule, l2=final.l2, cv_accuracy=final.cv_accuracy,
+                    cv_by_rule=final.cv_by_rule, steps=steps)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from critmine.agents.ensemble import FOLDS, best_rule, features, fit_weights
+from critmine.agents.ensemble import FOLDS, features, weigh
 from critmine.agents.scoring import Voter, fold_of, result_tables, select_final, votes
 from critmine.artifacts import CriteriaSet, RunLayout
 from critmine.config import MineConfig
@@ -45,8 +45,7 @@ def fitted_predictions(criteria: list[Criterion], seed_tables: dict, seeds: list
     x, voted = features([seed_tables.get(c.key, {}) for c in criteria], scales, seeds)
     y = np.array([1.0 if p.better == "a" else -1.0 for p in seeds])
     folds = np.array([fold_of(p.id, FOLDS) for p in seeds])
-    _, l2, _, _ = best_rule(x, voted, y, folds, rules=("fitted",))
-    w = fit_weights(x, y, l2)
+    w = weigh(x, voted, y, folds, rules=("fitted",)).weights
     xt, _ = features([test_tables.get(c.key, {}) for c in criteria], scales, test)
     return {p.id: _sign(float(v)) for p, v in zip(test, xt @ w, strict=True)}
 

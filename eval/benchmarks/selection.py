@@ -73,8 +73,7 @@ def weighed_on_seeds(cs: list[Criterion], tables: Tables, seeds: list[Pair],
     x, voted = ensemble.features([tables.get(c.key, {}) for c in cs], [c.scale for c in cs], labelled)
     y = np.array([1.0 if p.better == "a" else -1.0 for p in labelled])
     folds = np.array([scoring.fold_of(p.id, ensemble.FOLDS) for p in labelled])
-    rule, l2, _, _ = ensemble.best_rule(x, voted, y, folds, rules)
-    w = ensemble.fit_weights(x, y, l2 or ensemble.L2_GRID[-1]) if rule == "fitted" else np.ones(len(cs))
+    w = ensemble.weigh(x, voted, y, folds, rules).weights
     return [c.model_copy(update={"weight": float(wi)}) for c, wi in zip(cs, w, strict=True)]
 
 
