@@ -2,8 +2,9 @@
 
 A criterion must tell an annotator what makes a text better in general: a small manager also proposes topic words
 ("economic_growth"), sentences copied from a seed text, descriptions about one seed pair ("people judged text A
-better because …"), three-word stubs ("The criterion") and near-copies of criteria it already has. Each rule
-below names the fault, so the manager can be asked again with the reason and the log says why.
+better because …"), three-word stubs ("The criterion"), descriptions that stop mid-sentence ("…, such as") and
+near-copies of criteria it already has. Each rule below names the fault, so the manager can be asked again with the
+reason and the log says why.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ MAX_NAME_WORDS = 5
 _EMPTY_NAME = {"prefer", "preferred", "text", "texts", "better", "best", "worse", "good", "quality", "criterion",
                "criteria", "data", "one", "thing"}
 _SELF_TALK = re.compile(r"^\s*(the|this) criterion\b", re.I)
+# Words no description ends on without a full stop, and marks none ends on: the manager stopped mid-sentence
+# ("…, such as ").
+_DANGLING = set("a an the and or but nor of to in on for with by as at from into about such like than that which "
+                "whose including e g i is are".split())
 
 
 def tokens(text: str) -> list[str]:
@@ -82,6 +87,9 @@ class Vetter:
             return f"too short to tell an annotator what to prefer ({len(ws)} words; at least {MIN_WORDS})"
         if len(ws) > MAX_WORDS:
             return f"too long for one criterion ({len(ws)} words; at most {MAX_WORDS})"
+        end = description.rstrip()[-1:]
+        if end in {",", ";", ":", "-", "(", "\u2013", "\u2014"} or (end.isalnum() and ws[-1] in _DANGLING):
+            return f"stops mid-sentence ('… {' '.join(description.split()[-2:])}')"
         if _SELF_TALK.search(description):
             return "talks about the criterion instead of saying which text to prefer"
         if m := _PAIR_TALK.search(description):

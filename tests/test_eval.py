@@ -175,11 +175,14 @@ def test_benchmark_table_has_flow_scorer_and_baselines(fake, tmp_path):
     cmd = [sys.executable, str(root / "eval" / "benchmarks" / "benchmark.py"), "--pairs-dir", str(d), "--work",
            str(tmp_path / "work"), "--base-url", fake.base_url, "--model", "fake", "--kb-max-candidates", "0",
            "--baselines", "length,random", "--scorer-pairs", "40", "--scorer-corpus", str(tmp_path / "corpus.jsonl"),
-           "--no-reflection"]
+           "--no-reflection", "--manager-model", "fake-manager"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     mined_with = json.loads((tmp_path / "work" / "config.json").read_text())  # the ablation flag reached mining
     assert mined_with["no_reflection"] is True and mined_with["no_kb"] is False
+    # the manager's model is its own, the worker's stays --model
+    assert (mined_with["manager"]["model"], mined_with["worker"]["model"]) == ("fake-manager", "fake")
+    assert {r["model"] for r in fake.requests_for("warmup")} == {"fake-manager"}
     table = json.loads((tmp_path / "work" / "benchmark.json").read_text())
     methods = [r["method"] for r in table["rows"]]
     assert methods == ["Flow", "Scorer (hashing)", "length", "random"]

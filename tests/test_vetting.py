@@ -41,6 +41,9 @@ def vetter() -> Vetter:
     ("depth", "Prefer depth. People judged text A to be the better data because it covers more.", "one seed pair"),
     ("coverage", "Prefer the text that gives an overview of a country, like India, with its strengths and trade.",
      "names what the seed texts are about (India)"),
+    ("logical_connective_strength", "Prefer the text that uses logical connectives in a stronger way, such as ",
+     "stops mid-sentence ('… such as')"),
+    ("completeness", "Prefer the text that covers every part of the question, including:", "stops mid-sentence"),
 ])
 def test_what_is_not_a_criterion_is_refused_with_the_reason(vetter, name, description, why):
     reason = vetter.refuse(Criterion(name=name, description=description), [])

@@ -105,6 +105,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--base-url")
     ap.add_argument("--model", default=DEFAULT_MODEL)
+    ap.add_argument("--manager-model", help="the manager's model when mining (default: --model, the worker's)")
     ap.add_argument("--n-criteria", type=int, default=6)
     ap.add_argument("--iterations", type=int, default=2)
     ap.add_argument("--kb-max-candidates", type=int, default=8)
@@ -138,7 +139,8 @@ def main() -> int:
         run = RunLayout(work)
         t0, mined = time.monotonic(), not run.criteria.exists()
         if mined:
-            run_mine(MineConfig(pairs=str(seeds), out=str(work), manager=endpoint, worker=endpoint,
+            manager = endpoint.model_copy(update={"model": args.manager_model or args.model})
+            run_mine(MineConfig(pairs=str(seeds), out=str(work), manager=manager, worker=endpoint,
                                 n_criteria=args.n_criteria, iterations=args.iterations,
                                 kb_max_candidates=args.kb_max_candidates, ensemble=args.ensemble,
                                 no_reflection=args.no_reflection, no_kb=args.no_kb, reuse_cache=args.reuse_cache),
