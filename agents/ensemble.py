@@ -129,14 +129,29 @@ def weigh(x: np.ndarray, voted: np.ndarray, y: np.ndarray, folds: np.ndarray,
     return Weighing(rule, l2, acc, by_rule, weights)
 
 
+def targets(labelled: Sequence[Pair]) -> tuple[np.ndarray, np.ndarray]:
+    """The labelled pairs' outcomes (+1: a is better, -1: b) and their cross-validation folds."""
+    return (np.array([1.0 if p.better == "a" else -1.0 for p in labelled]),
+            np.array([fold_of(p.id, FOLDS) for p in labelled]))
+
+
+def weigh_on(criteria: Sequence[Criterion], tables: Mapping[str, Mapping[str, Result]], pairs: Sequence[Pair],
+             rules: Sequence[str] = RULES) -> Weighing | None:
+    """weigh() for `criteria` as judged in `tables` on the labelled `pairs`; None when there is nothing to weigh."""
+    labelled = [p for p in pairs if p.better in ("a", "b")]
+    if not criteria or not labelled:
+        return None
+    x, voted = features([tables.get(c.key, {}) for c in criteria], [c.scale for c in criteria], labelled)
+    return weigh(x, voted, *targets(labelled), rules)
+
+
 def choose(candidates: Sequence[Criterion], tables: Mapping[str, Mapping[str, Result]], pairs: Sequence[Pair], *,
            max_n: int, min_n: int, rules: Sequence[str] = RULES) -> Ensemble:
     """Greedy forward selection of the voting criteria by cross-validated ensemble accuracy (see module doc)."""
     labelled = [p for p in pairs if p.better in ("a", "b")]
     if not candidates or not labelled:
         return Ensemble(criteria=[c.model_copy(update={"weight": 1.0}) for c in candidates[:max_n]])
-    y = np.array([1.0 if p.better == "a" else -1.0 for p in labelled])
-    folds = np.array([fold_of(p.id, FOLDS) for p in labelled])
+    y, folds = targets(labelled)
     x_all, voted_all = features([tables.get(c.key, {}) for c in candidates], [c.scale for c in candidates], labelled)
     chosen: list[int] = []
     best = -math.inf

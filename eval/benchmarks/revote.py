@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from critmine.agents.ensemble import FOLDS, features, weigh
-from critmine.agents.scoring import Voter, fold_of, result_tables, select_final, votes
+from critmine.agents.ensemble import features, weigh_on
+from critmine.agents.scoring import Voter, result_tables, select_final, votes
 from critmine.artifacts import CriteriaSet, RunLayout
 from critmine.config import MineConfig
 from critmine.eval.evaluate import load_test_pairs
@@ -41,12 +41,9 @@ def fitted_predictions(criteria: list[Criterion], seed_tables: dict, seeds: list
                        test: list[Pair]) -> dict[str, str]:
     """Weights fitted on the seed pairs (the L2 strength mining's forward selection would choose), applied to the
     test pairs."""
-    scales = [c.scale for c in criteria]
-    x, voted = features([seed_tables.get(c.key, {}) for c in criteria], scales, seeds)
-    y = np.array([1.0 if p.better == "a" else -1.0 for p in seeds])
-    folds = np.array([fold_of(p.id, FOLDS) for p in seeds])
-    w = weigh(x, voted, y, folds, rules=("fitted",)).weights
-    xt, _ = features([test_tables.get(c.key, {}) for c in criteria], scales, test)
+    weighing = weigh_on(criteria, seed_tables, seeds, rules=("fitted",))
+    w = weighing.weights if weighing else np.ones(len(criteria))
+    xt, _ = features([test_tables.get(c.key, {}) for c in criteria], [c.scale for c in criteria], test)
     return {p.id: _sign(float(v)) for p, v in zip(test, xt @ w, strict=True)}
 
 

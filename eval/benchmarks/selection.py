@@ -28,8 +28,6 @@ import statistics
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
-
 from critmine.agents import ensemble, knowledge, scoring
 from critmine.agents.scoring import Voter, result_tables, votes
 from critmine.agents.worker import Worker
@@ -67,14 +65,10 @@ def weighed_on_seeds(cs: list[Criterion], tables: Tables, seeds: list[Pair],
                     rules: Sequence[str] = ("fitted",)) -> list[Criterion]:
     """`cs` with weights as mining's forward selection sets them: fitted on the seeds (non-negative, L2 strength by
     k-fold), or, given both rules, equal when the k-fold prefers the mean."""
-    labelled = [p for p in seeds if p.better in ("a", "b")]
-    if not cs or not labelled:
+    weighing = ensemble.weigh_on(cs, tables, seeds, rules)
+    if weighing is None:
         return _equal(cs)
-    x, voted = ensemble.features([tables.get(c.key, {}) for c in cs], [c.scale for c in cs], labelled)
-    y = np.array([1.0 if p.better == "a" else -1.0 for p in labelled])
-    folds = np.array([scoring.fold_of(p.id, ensemble.FOLDS) for p in labelled])
-    w = ensemble.weigh(x, voted, y, folds, rules).weights
-    return [c.model_copy(update={"weight": float(wi)}) for c, wi in zip(cs, w, strict=True)]
+    return [c.model_copy(update={"weight": float(w)}) for c, w in zip(cs, weighing.weights, strict=True)]
 
 
 def screened(choose: Chooser, pairs: int = MINING.kb_screen_pairs, keep: int = MINING.kb_max_candidates) -> Chooser:
