@@ -2,9 +2,9 @@
 
 A criterion must tell an annotator what makes a text better in general: a small manager also proposes topic words
 ("economic_growth"), sentences copied from a seed text, descriptions about one seed pair ("people judged text A
-better because …"), three-word stubs ("The criterion"), descriptions that stop mid-sentence ("…, such as") and
-near-copies of criteria it already has. Each rule below names the fault, so the manager can be asked again with the
-reason and the log says why.
+better because …"), three-word stubs ("The criterion"), descriptions that stop mid-sentence ("…, such as"), a
+computed criterion's measurement restated as words ("equal within 2%") and near-copies of criteria it already has.
+Each rule below names the fault, so the manager can be asked again with the reason and the log says why.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from critmine.records import Criterion
 
 MIN_WORDS, MAX_WORDS = 4, 90
 COPY_RUN = 7  # this many consecutive words shared with a seed text is a copy
+DESCRIPTION_COPY_RUN = 10  # … and with another criterion's description (which shares "prefer the text that …")
 DUPLICATE_OVERLAP = 0.6  # content-word Jaccard at or above which two descriptions say the same thing
 _STOP = set("a an the and or of to in on for with by is are be it its as at that this than then from which when "
             "whether not no rather over under into their there they them these those has have was were will would "
@@ -26,6 +27,9 @@ MAX_NAME_WORDS = 5
 _EMPTY_NAME = {"prefer", "preferred", "text", "texts", "better", "best", "worse", "good", "quality", "criterion",
                "criteria", "data", "one", "thing"}
 _SELF_TALK = re.compile(r"^\s*(the|this) criterion\b", re.I)
+# A measurement's words: a worker that reads two texts cannot apply a tie threshold or a model's log-probabilities
+# (the manager restating a computed criterion's "Measured: …; equal within 2%").
+_MEASUREMENT = re.compile(r"\b(equal within|log[- ]?probabilit\w*|per token|measured\s*:)", re.I)
 # Words no description ends on without a full stop, and marks none ends on: the manager stopped mid-sentence
 # ("…, such as ").
 _DANGLING = set("a an the and or but nor of to in on for with by as at from into about such like than that which "
@@ -63,15 +67,26 @@ def name_stems(name: str) -> frozenset[str]:
     return frozenset(stem(w) for w in words - _EMPTY_NAME)
 
 
+def copy_runs(text: str, length: int = COPY_RUN) -> list[tuple[str, ...]]:
+    """Every `length` consecutive words of `text`, in order: one shared with another text is a copy."""
+    ws = tokens(text)
+    return [tuple(ws[i : i + length]) for i in range(len(ws) - length + 1)]
+
+
+def first_shared(runs: list[tuple[str, ...]], others: set[tuple[str, ...]]) -> str | None:
+    """The first of `runs` that `others` has too, as words."""
+    return next((" ".join(r) for r in runs if r in others), None)
+
+
 class Vetter:
     """Refuses criteria that are not criteria, given the seed texts and the vocabulary of known criteria."""
 
     def __init__(self, seed_texts: Iterable[str], quality_texts: Iterable[str]):
         """`quality_texts`: names and descriptions of real criteria (the knowledge base): words that talk about
         quality rather than about a topic."""
-        seeds = [tokens(t) for t in seed_texts]
-        self.seed_runs = {tuple(ws[i : i + COPY_RUN]) for ws in seeds for i in range(len(ws) - COPY_RUN + 1)}
-        self.seed_words = {w for ws in seeds for w in ws}
+        texts = list(seed_texts)
+        self.seed_runs = {run for t in texts for run in copy_runs(t)}
+        self.seed_words = {w for t in texts for w in tokens(t)}
         self.quality_words = {w for t in quality_texts for w in tokens(t.replace("_", " "))}
 
     def topic_words(self, text: str) -> list[str]:
@@ -80,8 +95,9 @@ class Vetter:
         return sorted(w for w in content_words(text) if w not in self.quality_words and (
             w in self.seed_words or (len(w) >= 5 and any(s.startswith(w) for s in self.seed_words))))
 
-    def refuse_description(self, description: str) -> str | None:
-        """Why this description cannot be a criterion's, or None."""
+    def refuse_description(self, description: str, *, measured: bool = False) -> str | None:
+        """Why this description cannot be a criterion's, or None (`measured`: a computed criterion's, which may
+        state its measure)."""
         ws = tokens(description)
         if len(ws) < MIN_WORDS:
             return f"too short to tell an annotator what to prefer ({len(ws)} words; at least {MIN_WORDS})"
@@ -90,13 +106,14 @@ class Vetter:
         end = description.rstrip()[-1:]
         if end in {",", ";", ":", "-", "(", "\u2013", "\u2014"} or (end.isalnum() and ws[-1] in _DANGLING):
             return f"stops mid-sentence ('… {' '.join(description.split()[-2:])}')"
+        if not measured and (m := _MEASUREMENT.search(description)):
+            return f"describes a measurement ({m.group(0)!r}) that only a computed criterion makes, not what to prefer"
         if _SELF_TALK.search(description):
             return "talks about the criterion instead of saying which text to prefer"
         if m := _PAIR_TALK.search(description):
             return f"talks about one seed pair ({m.group(0)!r}), not about texts in general"
-        for i in range(len(ws) - COPY_RUN + 1):
-            if tuple(ws[i : i + COPY_RUN]) in self.seed_runs:
-                return f"copies a seed text ({' '.join(ws[i : i + COPY_RUN])!r})"
+        if copied := first_shared(copy_runs(description), self.seed_runs):
+            return f"copies a seed text ({copied!r})"
         names = self._seed_names(description)
         if names:
             return f"names what the seed texts are about ({', '.join(names)}), not a quality"
@@ -117,13 +134,16 @@ class Vetter:
             return "its name has no word that says what it measures"
         if len(topical) * 2 >= len(name_words):
             return f"its name is a topic of the seed texts ({', '.join(topical)}), not a quality"
-        if why := self.refuse_description(criterion.description):
+        if why := self.refuse_description(criterion.description, measured=criterion.computed):
             return why
         mine, stems = content_words(criterion.description), name_stems(criterion.name)
+        runs = copy_runs(criterion.description, DESCRIPTION_COPY_RUN)
         for o in others:
             theirs_stems = name_stems(o.name)
             if o.name == criterion.name or (theirs_stems and (stems <= theirs_stems or theirs_stems <= stems)):
                 return f"repeats {o.name}"
+            if copied := first_shared(runs, set(copy_runs(o.description, DESCRIPTION_COPY_RUN))):
+                return f"copies {o.name}'s description ({copied!r})"
             theirs = content_words(o.description)
             if mine and theirs and len(mine & theirs) / len(mine | theirs) >= DUPLICATE_OVERLAP:
                 return f"says what {o.name} says"

@@ -44,6 +44,10 @@ def vetter() -> Vetter:
     ("logical_connective_strength", "Prefer the text that uses logical connectives in a stronger way, such as ",
      "stops mid-sentence ('… such as')"),
     ("completeness", "Prefer the text that covers every part of the question, including:", "stops mid-sentence"),
+    ("word_count", "Word count is important for training data. The longer the text, the more words it contains. "
+     "Equal within 2%.", "describes a measurement ('Equal within')"),
+    ("mean_log_probability", "Mean log-probability per token under the worker model of each text.",
+     "describes a measurement"),
 ])
 def test_what_is_not_a_criterion_is_refused_with_the_reason(vetter, name, description, why):
     reason = vetter.refuse(Criterion(name=name, description=description), [])
@@ -52,7 +56,7 @@ def test_what_is_not_a_criterion_is_refused_with_the_reason(vetter, name, descri
 
 def test_every_shipped_criterion_and_plain_proposals_pass(vetter):
     for e in knowledge.load_all(None):
-        assert vetter.refuse(Criterion(name=e.name, description=e.description), []) is None, e.name
+        assert vetter.refuse(e.criterion(), []) is None, e.name  # a computed one may state its measure
     for name, desc in [("brevity", "Prefer the shorter text."),
                        ("logical_flow", "Prefer the text whose ideas follow each other in a logical order."),
                        ("counter_arguments", "Prefer the text that answers the opposing side's strongest objection.")]:
@@ -66,6 +70,13 @@ def test_near_duplicates_of_existing_criteria_are_refused(vetter):
     assert vetter.refuse(twin, [have]) == "says what evidence says"
     assert vetter.refuse(have.model_copy(), [have]) == "repeats evidence"
     assert vetter.refuse(other, [have]) is None
+    fluent = next(e.criterion() for e in knowledge.load_all(None) if e.name == "fluent_language")
+    copied = Criterion(name="naturalness", description=fluent.description.split(":")[1].split(".")[0] + ".")
+    assert vetter.refuse(copied, [fluent]).startswith("copies fluent_language's description ('")
+    echo = "The better text is better data than the worse one because it provides more context and information"
+    context = Criterion(name="context_quality", description=f"{echo} about the question being asked.")
+    assert vetter.refuse(Criterion(name="lack_of_information", description=f"{echo} about the situation."),
+                         [context]).startswith("copies context_quality's description")
 
 
 def test_a_rewrite_is_held_to_the_same_rules(vetter):
