@@ -15,7 +15,7 @@ INSTALLED_AS = {"critmine": "critmine", "agents": "critmine/agents", "prompts": 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    pytest.importorskip("setuptools")
+    pytest.importorskip("setuptools", minversion="77")  # the build-system requirement
     tree, out = tmp_path_factory.mktemp("tree"), tmp_path_factory.mktemp("dist")
     for name in SOURCES:  # a copy, so the build writes no build/ or egg-info into the checkout
         source = ROOT / name
