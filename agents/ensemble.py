@@ -1,12 +1,12 @@
-"""Which criteria vote, and with what weight: greedy forward selection by cross-validated ensemble accuracy.
+"""Which criteria vote, and with what weight: fitted on the seed pairs, with or without greedy forward selection.
 
 Features are each criterion's scaled soft margin on a pair (scoring.soft_margin / its scale; 0 where it
 abstained). Two rules compete on the seed pairs by k-fold cross-validation: "mean" (equal weights: the soft vote
 with nothing fitted) and "fitted" (non-negative weights of a logistic model without intercept, strongly
-L2-regularised, the strength chosen by the same folds). Criteria are added one at a time, each time the one that
-raises the cross-validated accuracy most; the set stops growing when nothing raises it (after `min_n`). The
-cross-validated accuracy is what the selection saw, so it is optimistic; held-out pairs (`critmine eval`) are the
-honest figure.
+L2-regularised, the strength chosen by the same folds). `weighed` (mining's default) weighs every candidate so;
+`choose` (forward selection) adds criteria one at a time, each time the one that raises the cross-validated
+accuracy most, and stops when nothing raises it (after `min_n`). The cross-validated accuracy is what the choice
+saw, so it is optimistic; held-out pairs (`critmine eval`) are the honest figure.
 """
 
 from __future__ import annotations
@@ -143,6 +143,20 @@ def weigh_on(criteria: Sequence[Criterion], tables: Mapping[str, Mapping[str, Re
         return None
     x, voted = features([tables.get(c.key, {}) for c in criteria], [c.scale for c in criteria], labelled)
     return weigh(x, voted, *targets(labelled), rules)
+
+
+def weighed(candidates: Sequence[Criterion], tables: Mapping[str, Mapping[str, Result]], pairs: Sequence[Pair],
+            rules: Sequence[str] = RULES) -> Ensemble:
+    """Every candidate, weighed as the seeds' k-fold prefers (weigh_on: equal weights, or non-negative fitted ones);
+    a criterion fitted to weight 0 does not vote and is left out. The kept weights have mean 1."""
+    weighing = weigh_on(candidates, tables, pairs, rules)
+    if weighing is None:
+        return Ensemble(criteria=[c.model_copy(update={"weight": 1.0}) for c in candidates])
+    kept = [(c, float(w)) for c, w in zip(candidates, weighing.weights, strict=True) if w > 1e-6]
+    mean = sum(w for _, w in kept) / len(kept) if kept else 1.0
+    return Ensemble(criteria=[c.model_copy(update={"weight": round(w / mean, 6)}) for c, w in kept],
+                    rule=weighing.rule, l2=weighing.l2, cv_accuracy=weighing.cv_accuracy,
+                    cv_by_rule=weighing.cv_by_rule)
 
 
 def choose(candidates: Sequence[Criterion], tables: Mapping[str, Mapping[str, Result]], pairs: Sequence[Pair], *,

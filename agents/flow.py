@@ -224,14 +224,16 @@ class MiningFlow:
         return {"criteria": criteria, "pending": {}, "best": best, "stale": stale, "done": done}
 
     def _ensemble(self, criteria: list[Criterion], results: dict) -> ensemble.Ensemble:
-        """The voting criteria with their weights (cfg.ensemble: the bands rule, all above chance, or forward
-        selection)."""
+        """The voting criteria with their weights (cfg.ensemble: all above chance weighed on the seeds or equally,
+        the bands rule, or forward selection)."""
         cfg = self.cfg
         if cfg.ensemble == "bands":
             return ensemble.Ensemble(scoring.select_final(criteria, low=cfg.low_threshold, min_final=cfg.min_final))
         pool = scoring.above_chance(criteria, low=cfg.low_threshold)
         if cfg.ensemble == "above":
             return ensemble.Ensemble(pool)
+        if cfg.ensemble == "fitted":
+            return ensemble.weighed(pool, results, self.pairs)
         return ensemble.choose(pool, results, self.pairs, max_n=cfg.n_criteria, min_n=cfg.min_final)
 
     def _flow_accuracy(self, criteria: list[Criterion], results: dict) -> float | None:
@@ -316,7 +318,7 @@ class MiningFlow:
             thresholds={"low": self.cfg.low_threshold, "good": self.cfg.good_threshold},
             refused=state.get("refused") or [], no_signal=no_signal,
             seed_audit=shortcut_audit(self.pairs, final, results),
-            ensemble=chosen.summary() if self.cfg.ensemble == "forward" else None,
+            ensemble=chosen.summary() if self.cfg.ensemble in ("fitted", "forward") else None,
         ).write(self.layout.criteria)
         write_jsonl_atomic(self.layout.predictions,
                            [{"id": p.id, "human": p.better, **pred[p.id]} for p in self.pairs])

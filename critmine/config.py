@@ -45,9 +45,11 @@ class MiningOptions(BaseModel):
     no_reflection: bool = Field(False, description="ablation: mid criteria are not rewritten")
     no_kb: bool = Field(False, description="ablation: the manager proposes every criterion")
     no_measures: bool = Field(False, description="ablation: no computed criteria (text measures such as length)")
-    ensemble: Literal["bands", "above", "forward"] = Field(
-        "above", description="how the voting criteria are chosen: above = every criterion above low_threshold on "
-        "the seeds, equal weights; bands = only the good ones, topped up to min_final, equal weights (fewer "
+    ensemble: Literal["fitted", "above", "bands", "forward"] = Field(
+        "fitted", description="how the voting criteria are chosen: fitted = every criterion above low_threshold on "
+        "the seeds, with non-negative weights fitted on the seeds (strongly regularised) or equal ones, whichever "
+        "5-fold cross-validates better, a criterion fitted to weight 0 left out; above = the same criteria, equal "
+        "weights; bands = only the good ones, topped up to min_final, equal weights (fewer "
         "criteria to judge per pair); forward = added one by one while the cross-validated seed accuracy of the vote "
         "rises, with fitted or equal weights (whichever cross-validates better)")
     kb_file: str | None = Field(None, validation_alias=AliasChoices("kb", "kb_file"),

@@ -121,11 +121,16 @@ def _markdown(d: dict) -> str:
             lines.append(f"\nFlow ({kind} vote) on the seed pairs: {f['accuracy']:.3f} "
                          f"[{f['ci_low']:.2f}, {f['ci_high']:.2f}], coverage {f['coverage']:.2f}")
     if e := c.get("ensemble"):
-        steps = ", ".join(f"+{s['added']} {s['cv_accuracy']:.3f}" for s in e["forward_steps"])
         weights = ", ".join(f"{n} {w:.2f}" for n, w in e["weights"].items())
-        lines += ["", f"Voting criteria chosen by forward selection ({e['folds']}-fold cross-validated seed accuracy: "
-                  f"{steps}); {e['rule']} rule, weights {weights}. The selection saw these figures, so they are "
-                  "optimistic: the held-out evaluation is the honest one."]
+        if e["forward_steps"]:
+            steps = ", ".join(f"+{s['added']} {s['cv_accuracy']:.3f}" for s in e["forward_steps"])
+            how = f"chosen by forward selection ({e['folds']}-fold cross-validated seed accuracy: {steps})"
+        else:
+            by_rule = ", ".join(f"{r} {a:.3f}" for r, a in sorted(e["cv_by_rule"].items()))
+            how = (f"weighed on the seed pairs ({e['folds']}-fold cross-validated seed accuracy by rule: {by_rule}; a "
+                   "criterion fitted to weight 0 does not vote)")
+        lines += ["", f"Voting criteria {how}; {e['rule']} rule, weights {weights}. The choice saw these figures, so "
+                  "they are optimistic: the held-out evaluation is the honest one."]
     if c.get("refused"):
         lines += ["", "## Refused before judging", "", "The manager's proposals and rewrites that were not quality "
                   "criteria (never judged):", ""]

@@ -78,3 +78,41 @@ def test_weights_are_non_negative_and_regularised():
     w_weak, w_strong = ensemble.fit_weights(x, y, 0.01), ensemble.fit_weights(x, y, 100.0)
     assert (w_weak >= 0).all() and w_weak[1] == 0.0 and w_weak[0] > w_weak[2]
     assert np.linalg.norm(w_strong) < np.linalg.norm(w_weak) / 10
+
+
+def test_weighed_lets_a_dominant_criterion_carry_the_vote_that_equal_weights_dilute():
+    # As on learner sentences: a fluency measure right on 95% of the pairs, two verbal criteria near chance whose
+    # margins are as wide. Equal weights let the weak pair outvote it; the seeds' weights do not, and a criterion
+    # fitted to weight 0 is left out of the vote.
+    seeds, test = _seeds(30), [Pair(id=f"t{i}", a="x", b="y", better=random.Random(i).choice("ab")) for i in range(200)]
+    rng = random.Random(5)
+    rules = {"fluency": lambda i: i % 20 != 0, "weak1": lambda i: rng.random() < 0.55,
+             "weak2": lambda i: rng.random() < 0.55}
+    seed_tables = {f"{n}@v1": _table(seeds, r, margin=0.4, rng=rng) for n, r in rules.items()}
+    test_tables = {f"{n}@v1": _table(test, r, margin=0.4, rng=rng) for n, r in rules.items()}
+    cands = [Criterion(name=n, description=f"{n} criterion for tests", seed_accuracy=0.6, ci_low=0.45,
+                       scale=margin_scale(seed_tables[f"{n}@v1"])) for n in rules]
+    gold = {p.id: p.better for p in test}
+
+    def acc(crits):
+        pred = votes([test_tables[c.key] for c in crits], list(gold), [Voter.of(c) for c in crits])
+        return sum(pred[i]["soft"] == gold[i] for i in gold) / len(gold)
+
+    chosen = ensemble.weighed(cands, seed_tables, seeds)
+    w = {c.name: c.weight for c in chosen.criteria}
+    assert chosen.rule == "fitted" and chosen.cv_by_rule["fitted"] > chosen.cv_by_rule["mean"]
+    assert w["fluency"] > 2 * max(w.get("weak1", 0.0), w.get("weak2", 0.0))
+    assert abs(sum(w.values()) / len(w) - 1.0) < 1e-6  # the kept weights have mean 1
+    assert acc(chosen.criteria) >= 0.9 > acc(cands) + 0.1
+    summary = chosen.summary()
+    assert summary["forward_steps"] == [] and summary["weights"] == w
+
+
+def test_weighed_keeps_equal_weights_when_fitting_does_not_cross_validate_better():
+    # Three criteria right on the same 90% of the pairs: nothing to learn, so the simpler rule stays.
+    pairs = _seeds(30)
+    tables = {f"c{k}@v1": _table(pairs, lambda i: i % 10 != 0) for k in range(3)}
+    cands = [_crit(f"c{k}", 0.9) for k in range(3)]
+    chosen = ensemble.weighed(cands, tables, pairs)
+    assert chosen.rule == "mean" and [c.weight for c in chosen.criteria] == [1.0, 1.0, 1.0]
+    assert ensemble.weighed(cands, tables, []).criteria == [c.model_copy(update={"weight": 1.0}) for c in cands]

@@ -85,16 +85,24 @@ def test_forward_selection_stops_when_no_criterion_raises_cross_validated_accura
     assert "Voting criteria chosen by forward selection (5-fold" in (out / "report.md").read_text()
 
 
-def test_the_above_rule_votes_every_criterion_above_the_low_band_where_bands_votes_the_good_ones(fake, seeds,
-                                                                                                   tmp_path):
+def test_above_votes_every_criterion_above_the_low_band_bands_the_good_ones_and_the_default_weighs_them(fake, seeds,
+                                                                                                       tmp_path):
     # No iteration: thoroughness is good (10/12), polite_tone mid (8/12), formatting low (2/12), code_style abstains.
     chosen = {}
-    for rule in ("bands", "above", None):  # None: no --ensemble given, the default (above)
+    for rule in ("bands", "above", "fitted", None):  # None: no --ensemble given, the default (fitted)
         flag = ["--ensemble", rule] if rule else []
         assert mine(fake, seeds, tmp_path / str(rule), "--iterations", "0", "--min-final", "1", *flag) == 0
-        chosen[rule] = [c["name"] for c in load(tmp_path / str(rule))["criteria"]]
-    assert chosen == {"bands": ["thoroughness"], "above": ["thoroughness", "polite_tone"],
-                      None: ["thoroughness", "polite_tone"]}
+        chosen[rule] = {c["name"]: c["weight"] for c in load(tmp_path / str(rule))["criteria"]}
+    assert chosen["bands"] == {"thoroughness": 1.0} and chosen["above"] == {"thoroughness": 1.0, "polite_tone": 1.0}
+    # The default weighs the same two on the seeds: thoroughness (right on 10 of 12) counts for more than polite_tone
+    # (8 of 12), since fitted weights cross-validate better than equal ones here.
+    assert chosen[None] == chosen["fitted"] and set(chosen[None]) == {"thoroughness", "polite_tone"}
+    assert chosen[None]["thoroughness"] > chosen[None]["polite_tone"] > 0
+    ens = load(tmp_path / "None")["ensemble"]
+    assert ens["rule"] == "fitted" and ens["cv_by_rule"]["fitted"] > ens["cv_by_rule"]["mean"]
+    assert ens["weights"] == chosen[None] and ens["forward_steps"] == []
+    assert "Voting criteria weighed on the seed pairs (5-fold" in (tmp_path / "None" / "report.md").read_text()
+    assert load(tmp_path / "above")["ensemble"] is None
 
 
 def test_verdicts_come_from_logprobs_in_both_orders_with_the_criterion_last(fake, seeds, tmp_path):

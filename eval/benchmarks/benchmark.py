@@ -2,7 +2,7 @@
 
     python eval/benchmarks/benchmark.py --pairs-dir data/forum [--out FILE.json] [--sample N --seed S] [--base-url URL]
         [--work RUN_DIR] [--scorer SCORER_DIR | --scorer-corpus CORPUS --scorer-pairs N --group-by KEY]
-        [--scorer-pairs 0 (no scorer row)] [--ensemble bands|above|forward] [--no-reflection] [--no-kb]
+        [--scorer-pairs 0 (no scorer row)] [--ensemble fitted|above|bands|forward] [--no-reflection] [--no-kb]
 
 DIR holds seed.jsonl and test.jsonl (or dev.jsonl). Prints one table (method, accuracy with 95% CI, coverage,
 LLM calls, tokens, wall time) and writes it as JSON. Uses the embedded model unless --base-url is given.

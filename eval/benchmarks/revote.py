@@ -4,6 +4,8 @@ Reads a benchmark's (or `mine` + `eval`'s) own files: the mined criteria (criter
 seed pairs (judgments.jsonl, for the rules fitted on the seeds) and on the test pairs (eval/judgments.jsonl), and
 prints, for the same test pairs and the same judgments:
   as mined           the one aggregation rule with the scales and weights stored in criteria.json
+  equal weights      the same criteria and scales, every weight 1 (the `above` rule; the voting criteria are those
+                     the run chose: a criterion its fitted weights left out is not among them)
   unscaled mean      the same rule with every scale and weight 1 (no calibration)
   raw sum            the first version's vote: the sign of Σ(p_a − p_b) over the criteria
   fitted weights     non-negative weights fitted on the seed pairs (the L2 strength chosen by k-fold, ensemble.py)
@@ -60,6 +62,7 @@ def variants(criteria: list[Criterion], seed_tables: dict, seeds: list[Pair], te
 
     every = list(range(len(criteria)))
     out = {"as mined": vote(every, [Voter.of(c) for c in criteria]),
+           "equal weights (--ensemble above)": vote(every, [Voter(c.scale, 1.0) for c in criteria]),
            "unscaled mean": vote(every),
            "raw sum of p_a - p_b": {pid: _sign(sum(t[pid][0] - t[pid][1] for t in tables if pid in t)) for pid in ids},
            "fitted weights (seeds)": fitted_predictions(criteria, seed_tables, seeds, test_tables, test),

@@ -61,16 +61,6 @@ def log_odds(cs: list[Criterion]) -> list[Criterion]:
     return out
 
 
-def weighed_on_seeds(cs: list[Criterion], tables: Tables, seeds: list[Pair],
-                    rules: Sequence[str] = ("fitted",)) -> list[Criterion]:
-    """`cs` with weights as mining's forward selection sets them: fitted on the seeds (non-negative, L2 strength by
-    k-fold), or, given both rules, equal when the k-fold prefers the mean."""
-    weighing = ensemble.weigh_on(cs, tables, seeds, rules)
-    if weighing is None:
-        return _equal(cs)
-    return [c.model_copy(update={"weight": float(w)}) for c, w in zip(cs, weighing.weights, strict=True)]
-
-
 def screened(choose: Chooser, pairs: int = MINING.kb_screen_pairs, keep: int = MINING.kb_max_candidates) -> Chooser:
     """`choose` after mining's knowledge-base screen: the verbal candidates ranked on the first `pairs` seeds,
     the best `keep` of them (and every computed one) go on to all seeds."""
@@ -98,9 +88,10 @@ def rules() -> dict[str, tuple[Chooser, str]]:
         out[f"all above {above}"] = (lambda s, t, p, a=above: _equal(_ranked(s, a)), "soft")
         out[f"all above {above}, log-odds weights"] = (lambda s, t, p, a=above: log_odds(_ranked(s, a)), "soft")
         out[f"all above {above}, majority"] = (lambda s, t, p, a=above: _equal(_ranked(s, a)), "majority")
-    out["all above 0.5, fitted weights"] = (lambda s, t, p: weighed_on_seeds(_ranked(s), t, p), "soft")
-    out["all above 0.5, mean or fitted by k-fold"] = (
-        lambda s, t, p: weighed_on_seeds(_ranked(s), t, p, ensemble.RULES), "soft")
+    out["all above 0.5, fitted weights"] = (
+        lambda s, t, p: ensemble.weighed(_ranked(s), t, p, rules=("fitted",)).criteria, "soft")
+    out["all above 0.5, mean or fitted by k-fold (mining's)"] = (
+        lambda s, t, p: ensemble.weighed(_ranked(s), t, p).criteria, "soft")
     out["every candidate"] = (lambda s, t, p: _equal(s), "soft")
     return out
 
