@@ -3,7 +3,8 @@
 Features are each criterion's scaled soft margin on a pair (scoring.soft_margin / its scale; 0 where it
 abstained). Two rules compete on the seed pairs by k-fold cross-validation: "mean" (equal weights: the soft vote
 with nothing fitted) and "fitted" (non-negative weights of a logistic model without intercept, strongly
-L2-regularised, the strength chosen by the same folds). `weighed` (mining's default) weighs every candidate so;
+L2-regularised, the strength chosen by the same folds); "fitted" is chosen only when it beats "mean" by more than
+one standard error (best_rule). `weighed` (mining's default) weighs every candidate so;
 `choose` (forward selection) adds criteria one at a time, each time the one that raises the cross-validated
 accuracy most, and stops when nothing raises it (after `min_n`). The cross-validated accuracy is what the choice
 saw, so it is optimistic; held-out pairs (`critmine eval`) are the honest figure.
@@ -25,6 +26,7 @@ from critmine.records import Criterion, Pair
 L2_GRID = (1.0, 4.0, 16.0)  # penalty per unit of weight², relative to the number of training pairs / 30
 FOLDS = 5
 RULES = ("mean", "fitted")
+MARGIN_SE = 1.0  # "fitted" must beat "mean" by this many standard errors (best_rule)
 
 
 @dataclass
@@ -99,15 +101,26 @@ def cv_accuracy(x: np.ndarray, voted: np.ndarray, y: np.ndarray, folds: np.ndarr
     return _score(s, y)
 
 
-def best_rule(x: np.ndarray, voted: np.ndarray, y: np.ndarray, folds: np.ndarray,
-              rules: Sequence[str] = RULES) -> tuple[str, float | None, float, dict[str, float]]:
-    """(rule, l2, its cv accuracy, cv accuracy per rule); ties go to the simpler rule (mean, then stronger l2)."""
+def best_rule(x: np.ndarray, voted: np.ndarray, y: np.ndarray, folds: np.ndarray, rules: Sequence[str] = RULES,
+              margin_se: float = MARGIN_SE) -> tuple[str, float | None, float, dict[str, float]]:
+    """(rule, l2, its cv accuracy, cv accuracy per rule). The simpler rule wins unless the fitted one is better by
+    more than `margin_se` standard errors of the mean rule's accuracy on these pairs (the one-standard-error rule):
+    on 30 seeds a pair or two going the fitted way is noise. Among the l2 strengths, ties go to the stronger."""
     options = [("mean", None)] * ("mean" in rules) + [("fitted", l2) for l2 in sorted(L2_GRID, reverse=True)
                                                        if "fitted" in rules]
     scored = [(cv_accuracy(x, voted, y, folds, r, l2), -i, r, l2) for i, (r, l2) in enumerate(options)]
     acc, _, rule, l2 = max(scored)
     by_rule = {r: max(a for a, _, rr, _ in scored if rr == r) for r in {o[0] for o in options}}
+    if rule != "mean" and "mean" in by_rule:
+        mean = by_rule["mean"]
+        if acc - mean <= margin_se * standard_error(mean, len(y)):
+            rule, l2, acc = "mean", None, mean
     return rule, l2, acc, by_rule
+
+
+def standard_error(accuracy: float, n: int) -> float:
+    """The binomial standard error of an accuracy measured on n pairs."""
+    return math.sqrt(accuracy * (1.0 - accuracy) / n) if n else 0.0
 
 
 class Weighing(NamedTuple):
@@ -119,9 +132,9 @@ class Weighing(NamedTuple):
 
 
 def weigh(x: np.ndarray, voted: np.ndarray, y: np.ndarray, folds: np.ndarray,
-          rules: Sequence[str] = RULES) -> Weighing:
+          rules: Sequence[str] = RULES, margin_se: float = MARGIN_SE) -> Weighing:
     """The rule the folds prefer (best_rule) and the weights it gives these criteria on all the pairs."""
-    rule, l2, acc, by_rule = best_rule(x, voted, y, folds, rules)
+    rule, l2, acc, by_rule = best_rule(x, voted, y, folds, rules, margin_se)
     weights = np.ones(x.shape[1])
     if rule == "fitted":
         w = fit_weights(x, y, l2 or L2_GRID[-1])
@@ -136,20 +149,20 @@ def targets(labelled: Sequence[Pair]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def weigh_on(criteria: Sequence[Criterion], tables: Mapping[str, Mapping[str, Result]], pairs: Sequence[Pair],
-             rules: Sequence[str] = RULES) -> Weighing | None:
+             rules: Sequence[str] = RULES, margin_se: float = MARGIN_SE) -> Weighing | None:
     """weigh() for `criteria` as judged in `tables` on the labelled `pairs`; None when there is nothing to weigh."""
     labelled = [p for p in pairs if p.better in ("a", "b")]
     if not criteria or not labelled:
         return None
     x, voted = features([tables.get(c.key, {}) for c in criteria], [c.scale for c in criteria], labelled)
-    return weigh(x, voted, *targets(labelled), rules)
+    return weigh(x, voted, *targets(labelled), rules, margin_se)
 
 
 def weighed(candidates: Sequence[Criterion], tables: Mapping[str, Mapping[str, Result]], pairs: Sequence[Pair],
-            rules: Sequence[str] = RULES) -> Ensemble:
+            rules: Sequence[str] = RULES, margin_se: float = MARGIN_SE) -> Ensemble:
     """Every candidate, weighed as the seeds' k-fold prefers (weigh_on: equal weights, or non-negative fitted ones);
     a criterion fitted to weight 0 does not vote and is left out. The kept weights have mean 1."""
-    weighing = weigh_on(candidates, tables, pairs, rules)
+    weighing = weigh_on(candidates, tables, pairs, rules, margin_se)
     if weighing is None:
         return Ensemble(criteria=[c.model_copy(update={"weight": 1.0}) for c in candidates])
     kept = [(c, float(w)) for c, w in zip(candidates, weighing.weights, strict=True) if w > 1e-6]

@@ -47,11 +47,12 @@ class MiningOptions(BaseModel):
     no_measures: bool = Field(False, description="ablation: no computed criteria (text measures such as length)")
     ensemble: Literal["fitted", "above", "bands", "forward"] = Field(
         "fitted", description="how the voting criteria are chosen: fitted = every criterion above low_threshold on "
-        "the seeds, with non-negative weights fitted on the seeds (strongly regularised) or equal ones, whichever "
-        "5-fold cross-validates better, a criterion fitted to weight 0 left out; above = the same criteria, equal "
+        "the seeds, with equal weights unless non-negative weights fitted on the seeds (strongly regularised) "
+        "5-fold cross-validate better by more than one standard error, a criterion fitted to weight 0 left out; "
+        "above = the same criteria, equal "
         "weights; bands = only the good ones, topped up to min_final, equal weights (fewer "
         "criteria to judge per pair); forward = added one by one while the cross-validated seed accuracy of the vote "
-        "rises, with fitted or equal weights (whichever cross-validates better)")
+        "rises, with fitted or equal weights (by the same rule)")
     kb_file: str | None = Field(None, validation_alias=AliasChoices("kb", "kb_file"),
                                 description="a user knowledge-base file, used with the shipped one")
     kb_domains: list[str] = Field(default_factory=list, description="only knowledge-base criteria of these domains, "

@@ -127,8 +127,9 @@ def _markdown(d: dict) -> str:
             how = f"chosen by forward selection ({e['folds']}-fold cross-validated seed accuracy: {steps})"
         else:
             by_rule = ", ".join(f"{r} {a:.3f}" for r, a in sorted(e["cv_by_rule"].items()))
-            how = (f"weighed on the seed pairs ({e['folds']}-fold cross-validated seed accuracy by rule: {by_rule}; a "
-                   "criterion fitted to weight 0 does not vote)")
+            how = (f"weighed on the seed pairs ({e['folds']}-fold cross-validated seed accuracy by rule: {by_rule}; "
+                   "fitted weights only when they beat equal ones by more than one standard error; a criterion "
+                   "fitted to weight 0 does not vote)")
         lines += ["", f"Voting criteria {how}; {e['rule']} rule, weights {weights}. The choice saw these figures, so "
                   "they are optimistic: the held-out evaluation is the honest one."]
     if c.get("refused"):

@@ -3,6 +3,7 @@
 import random
 
 import numpy as np
+import pytest
 
 from critmine.agents import ensemble
 from critmine.agents.scoring import Voter, margin_scale, votes
@@ -116,3 +117,20 @@ def test_weighed_keeps_equal_weights_when_fitting_does_not_cross_validate_better
     chosen = ensemble.weighed(cands, tables, pairs)
     assert chosen.rule == "mean" and [c.weight for c in chosen.criteria] == [1.0, 1.0, 1.0]
     assert ensemble.weighed(cands, tables, []).criteria == [c.model_copy(update={"weight": 1.0}) for c in cands]
+
+
+@pytest.mark.parametrize(("mean", "fitted", "expected"), [
+    (0.700, 0.767, "mean"),  # argument's seeds: 2 pairs of 30, under one standard error (0.084)
+    (0.767, 0.800, "mean"),  # forum's: 1 pair
+    (0.800, 0.967, "fitted"),  # learner's: 5 pairs, twice the standard error (0.073)
+])
+def test_fitted_weights_must_beat_equal_ones_by_one_standard_error(monkeypatch, mean, fitted, expected):
+    monkeypatch.setattr(ensemble, "cv_accuracy", lambda x, v, y, f, rule, l2=None: mean if rule == "mean" else fitted)
+    y = np.ones(30)
+    rule, l2, acc, by_rule = ensemble.best_rule(np.zeros((30, 2)), np.ones((30, 2), bool), y, np.arange(30) % 5)
+    assert rule == expected and by_rule == {"mean": mean, "fitted": fitted}
+    assert acc == (mean if expected == "mean" else fitted) and (l2 is None) == (expected == "mean")
+    only_fitted = ensemble.best_rule(np.zeros((30, 2)), np.ones((30, 2), bool), y, np.arange(30) % 5, ("fitted",))
+    assert only_fitted[0] == "fitted"  # with nothing simpler on offer, the margin does not apply
+    no_margin = ensemble.best_rule(np.zeros((30, 2)), np.ones((30, 2), bool), y, np.arange(30) % 5, margin_se=0.0)
+    assert no_margin[0] == "fitted"  # the rule before the margin: whichever cross-validates better

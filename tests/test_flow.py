@@ -94,12 +94,12 @@ def test_above_votes_every_criterion_above_the_low_band_bands_the_good_ones_and_
         assert mine(fake, seeds, tmp_path / str(rule), "--iterations", "0", "--min-final", "1", *flag) == 0
         chosen[rule] = {c["name"]: c["weight"] for c in load(tmp_path / str(rule))["criteria"]}
     assert chosen["bands"] == {"thoroughness": 1.0} and chosen["above"] == {"thoroughness": 1.0, "polite_tone": 1.0}
-    # The default weighs the same two on the seeds: thoroughness (right on 10 of 12) counts for more than polite_tone
-    # (8 of 12), since fitted weights cross-validate better than equal ones here.
-    assert chosen[None] == chosen["fitted"] and set(chosen[None]) == {"thoroughness", "polite_tone"}
-    assert chosen[None]["thoroughness"] > chosen[None]["polite_tone"] > 0
+    # The default weighs the same two on the seeds: fitted weights do cross-validate a little better, but not by one
+    # standard error of 12 seed pairs, so the equal weights stay (and say so in criteria.json and the report).
+    assert chosen[None] == chosen["fitted"] == {"thoroughness": 1.0, "polite_tone": 1.0}
     ens = load(tmp_path / "None")["ensemble"]
-    assert ens["rule"] == "fitted" and ens["cv_by_rule"]["fitted"] > ens["cv_by_rule"]["mean"]
+    mean, fitted = ens["cv_by_rule"]["mean"], ens["cv_by_rule"]["fitted"]
+    assert ens["rule"] == "mean" and mean < fitted <= mean + (mean * (1 - mean) / 12) ** 0.5
     assert ens["weights"] == chosen[None] and ens["forward_steps"] == []
     assert "Voting criteria weighed on the seed pairs (5-fold" in (tmp_path / "None" / "report.md").read_text()
     assert load(tmp_path / "above")["ensemble"] is None

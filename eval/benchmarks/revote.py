@@ -12,7 +12,7 @@ prints, for the same test pairs and the same judgments:
   majority           the criteria's verdicts counted
   without computed   the verbal criteria alone
   bands rule         the criteria the bands rule (--ensemble bands) would vote, when the run voted more
-                     (e.g. with the default --ensemble above)
+                     (e.g. with the default --ensemble fitted, or above)
   each criterion     alone
 
     python eval/benchmarks/revote.py --work runs/bench20-forum --pairs data/forum/dev.jsonl [--sample 200 --seed 0]

@@ -92,6 +92,8 @@ def rules() -> dict[str, tuple[Chooser, str]]:
         lambda s, t, p: ensemble.weighed(_ranked(s), t, p, rules=("fitted",)).criteria, "soft")
     out["all above 0.5, mean or fitted by k-fold (mining's)"] = (
         lambda s, t, p: ensemble.weighed(_ranked(s), t, p).criteria, "soft")
+    out["all above 0.5, mean or fitted by k-fold, no margin"] = (
+        lambda s, t, p: ensemble.weighed(_ranked(s), t, p, margin_se=0.0).criteria, "soft")
     out["every candidate"] = (lambda s, t, p: _equal(s), "soft")
     return out
 
