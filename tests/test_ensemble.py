@@ -126,11 +126,9 @@ def test_weighed_keeps_equal_weights_when_fitting_does_not_cross_validate_better
 ])
 def test_fitted_weights_must_beat_equal_ones_by_one_standard_error(monkeypatch, mean, fitted, expected):
     monkeypatch.setattr(ensemble, "cv_accuracy", lambda x, v, y, f, rule, l2=None: mean if rule == "mean" else fitted)
-    y = np.ones(30)
-    rule, l2, acc, by_rule = ensemble.best_rule(np.zeros((30, 2)), np.ones((30, 2), bool), y, np.arange(30) % 5)
+    seeds = (np.zeros((30, 2)), np.ones((30, 2), bool), np.ones(30), np.arange(30) % 5)  # x, voted, y, folds
+    rule, l2, acc, by_rule = ensemble.best_rule(*seeds)
     assert rule == expected and by_rule == {"mean": mean, "fitted": fitted}
     assert acc == (mean if expected == "mean" else fitted) and (l2 is None) == (expected == "mean")
-    only_fitted = ensemble.best_rule(np.zeros((30, 2)), np.ones((30, 2), bool), y, np.arange(30) % 5, ("fitted",))
-    assert only_fitted[0] == "fitted"  # with nothing simpler on offer, the margin does not apply
-    no_margin = ensemble.best_rule(np.zeros((30, 2)), np.ones((30, 2), bool), y, np.arange(30) % 5, margin_se=0.0)
-    assert no_margin[0] == "fitted"  # the rule before the margin: whichever cross-validates better
+    assert ensemble.best_rule(*seeds, ("fitted",))[0] == "fitted"  # nothing simpler on offer: no margin applies
+    assert ensemble.best_rule(*seeds, margin_se=0.0)[0] == "fitted"  # the rule before the margin
